@@ -1,0 +1,60 @@
+"""Temporal layers that MGLD inflates into the SD2.1 UNet and the CFW video decoder.
+
+Both operate on a 4-D video-major batch ``[(b t), c, h, w]`` and blend their output with the
+input through a learned scalar ``temporal_alpha`` used raw (no sigmoid), as the official model does.
+"""
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+
+class SpatialTemporalConv(nn.Module):
+    """Kernel-(3,1,1) convolution along time; zero padding at both ends of the window."""
+
+    def __init__(self, channels: int, num_frames: int = 5):
+        super().__init__()
+        self.num_frames = num_frames
+        self.temporal_conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+        self.temporal_alpha = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        video = rearrange(x, "(b t) c h w -> b c t h w", t=self.num_frames)
+        mixed = rearrange(self.temporal_conv(video), "b c t h w -> (b t) c h w")
+        return self.temporal_alpha * mixed + (1 - self.temporal_alpha) * x
+
+
+class TemporalAttention(nn.Module):
+    """Self-attention across the T frames at every pixel (heads of 64 channels)."""
+
+    def __init__(self, channels: int, num_frames: int = 5, head_channels: int = 64):
+        super().__init__()
+        self.num_frames = num_frames
+        self.heads = max(channels // head_channels, 1)
+        self.norm = nn.LayerNorm(channels)
+        self.temporal_attn = _TemporalSelfAttention(channels, self.heads)
+        self.temporal_alpha = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        tokens = rearrange(x, "(b t) c h w -> (b h w) t c", t=self.num_frames)
+        attended = self.temporal_attn(self.norm(tokens))
+        attended = rearrange(attended, "(b h w) t c -> (b t) c h w", h=h, w=w)
+        return self.temporal_alpha * attended + (1 - self.temporal_alpha) * x
+
+
+class _TemporalSelfAttention(nn.Module):
+    """Key names ``to_q/to_k/to_v/to_out.0`` as in the checkpoint."""
+
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(channels, channels, bias=False)
+        self.to_k = nn.Linear(channels, channels, bias=False)
+        self.to_v = nn.Linear(channels, channels, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (rearrange(f(x), "n t (h d) -> n h t d", h=self.heads) for f in (self.to_q, self.to_k, self.to_v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(rearrange(out, "n h t d -> n t (h d)"))
