@@ -246,3 +246,24 @@ def load_components(path: str | os.PathLike, names: Iterable[str], dtype: torch.
                 continue
             raise
     return out
+
+
+def classify_keys(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Sort official keys into components, ``ignored`` (unused by inference on purpose) and ``unknown``."""
+    out: dict[str, list[str]] = {name: [] for name in COMPONENTS}
+    out["ignored"], out["unknown"] = [], []
+    for key in keys:
+        if key.startswith(IGNORED_TOP_LEVEL):
+            out["ignored"].append(key)
+            continue
+        for name, comp in COMPONENTS.items():
+            prefix = next((p for p in comp.prefixes if p and key.startswith(p)), None)
+            if prefix is None and name == "video_vae" and key.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")):
+                prefix = ""
+            if prefix is not None:
+                relative = key[len(prefix):]
+                out["ignored" if comp.ignored and relative.startswith(comp.ignored) else name].append(key)
+                break
+        else:
+            out["unknown"].append(key)
+    return out
