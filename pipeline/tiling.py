@@ -1,0 +1,78 @@
+"""Gaussian-weighted latent tiling ("canvas" aggregation): eps for any latent size from fixed-size tiles.
+
+The UNet sees tiles of ``tile`` latent pixels overlapping by ``overlap``; their noise predictions
+are blended with a separable Gaussian so seams vanish. Placement and weights follow the official
+``p_mean_variance_canvas``: origins every ``tile - overlap`` with the last tile snapped to the end,
+x centre ``(P-1)/2`` but y centre ``P/2``, float64 weights accumulated into float32 buffers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import torch
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets along one axis: stride ``tile - overlap``, last tile flush with the end."""
+    if tile > length:
+        raise ValueError(f"tile size {tile} is larger than the latent side {length}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap {overlap} must be in [0, tile size {tile})")
+    stride = tile - overlap
+    count = 1
+    while (count - 1) * stride + tile < length:
+        count += 1
+    return [r * stride for r in range(count - 1)] + [length - tile]
+
+
+def gaussian_tile_weights(height: int, width: int, var: float = 0.01) -> torch.Tensor:
+    """``[height, width]`` float64 blending weights (official centres: x at (W-1)/2, y at H/2)."""
+
+    def profile(n: int, centre: float) -> torch.Tensor:
+        pos = torch.arange(n, dtype=torch.float64)
+        return torch.exp(-(pos - centre) * (pos - centre) / (n * n) / (2 * var)) / math.sqrt(2 * math.pi * var)
+
+    return torch.outer(profile(height, height / 2), profile(width, (width - 1) / 2))
+
+
+def tile_grid(height: int, width: int, tile_h: int, tile_w: int, overlap: int) -> list[tuple[int, int]]:
+    """``(y, x)`` origins in the official visiting order: x outer, y inner."""
+    return [(y, x) for x in tile_origins(width, tile_w, overlap) for y in tile_origins(height, tile_h, overlap)]
+
+
+def batched(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def stitch_tiles(
+    x: torch.Tensor,
+    predict: Callable[[list[tuple[int, int]], int, int], list[torch.Tensor]],
+    tile: int = 64,
+    overlap: int = 32,
+    tiles_per_batch: int = 1,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Blend per-tile predictions over the spatial extent of ``x [N, C, H, W]``.
+
+    ``predict(origins, tile_h, tile_w)`` returns one ``[N, C, tile_h, tile_w]`` prediction per origin;
+    it is called with up to ``tiles_per_batch`` origins so models can batch tiles. Accumulation order
+    and precision do not depend on the batching.
+    """
+    _, _, h, w = x.shape
+    tile_h, tile_w = min(tile, h), min(tile, w)
+    overlap_h, overlap_w = min(overlap, tile_h - 1), min(overlap, tile_w - 1)
+    if weights is None:
+        weights = gaussian_tile_weights(tile_h, tile_w)
+    weights = weights.to(x.device)
+    origins = [(y, xo) for xo in tile_origins(w, tile_w, overlap_w) for y in tile_origins(h, tile_h, overlap_h)]
+    numerator = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    denominator = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    for group in batched(origins, max(1, tiles_per_batch)):
+        for (y, xo), pred in zip(group, predict(group, tile_h, tile_w)):
+            window = (slice(None), slice(None), slice(y, y + tile_h), slice(xo, xo + tile_w))
+            # Formed in float64 and stored back as float32, as the official in-place update does.
+            numerator[window] = (numerator[window].double() + pred.double() * weights).float()
+            denominator[window] = (denominator[window].double() + weights).float()
+    return (numerator / denominator).to(x.dtype)
