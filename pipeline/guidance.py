@@ -1,0 +1,222 @@
+"""Motion guidance of MGLD-VSR: a flow-warping loss on the noisy latents and the gradient step it drives.
+
+After every DDPM step the sampler nudges the latents of a T-frame window down the gradient of a
+temporal-consistency loss: each frame's latent is compared with a neighbouring frame's latent warped by
+the optical flow, ignoring occluded pixels (occlusion mask 1 = occluded, weight ``1 - occ``). The step is
+``x <- x - s * logvar_j * dL/dx`` with ``s = -strength`` and ``logvar_j`` the clipped posterior
+log-variance of the current respaced step (negative, -46.05 at j = 0), i.e. a descent step of size
+``strength * |logvar_j|``.
+
+The loss implemented here is the one the released code evaluates (``compute_temporal_condition_v4``),
+which is not the paper's equation: its frame/flow indices are shifted by one and two of its terms compare
+a frame with zero. See :func:`official_warping_loss` for the exact terms.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .flow_ops import flow_warp
+from .schedule import RespacedSchedule
+
+__all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "motion_guidance_step", "OFFICIAL_STRENGTH"]
+
+#: The script hard-codes ``guidance_scale = -10``; ``strength`` is its negation.
+OFFICIAL_STRENGTH = 10.0
+
+
+def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference over every element (``F.l1_loss`` with its default mean reduction)."""
+    return (a - b).abs().mean()
+
+
+def official_warping_loss(
+    latents: torch.Tensor,
+    flows_forward: torch.Tensor,
+    flows_backward: torch.Tensor,
+    fwd_valid: torch.Tensor,
+    bwd_valid: torch.Tensor,
+    batch_reduction: str = "mean",
+) -> torch.Tensor:
+    """The released guidance loss, for windows of any length T >= 2 (identical to the official one at T = 5).
+
+    Inputs are already in video layout and validated (see :func:`warping_loss`):
+    ``latents`` [B,T,C,h,w]; ``flows_forward`` [B,T-1,2,h,w] (``ff_i``: frame i+1 -> i);
+    ``flows_backward`` (``fb_i``: frame i -> i+1); ``fwd_valid = 1 - fwd_occ`` and
+    ``bwd_valid = 1 - bwd_occ`` [B,T-1,1,h,w] (``mf_i``, ``mb_i``), broadcast over the C channels.
+
+    With ``l(a, b) = mean|a - b|`` over all B*C*h*w elements and ``z_i`` the latent of frame i::
+
+        backward = l(mf_{T-2} * 0, mf_{T-2} * z_{T-2})
+                   + sum_{i = T-3 .. 0} l(mf_i * W(z_{i+1}, fb_{i+1}), mf_i * z_i)
+        forward  = l(mb_0 * 0, mb_0 * z_1)
+                   + sum_{i = 2 .. T-1} l(mb_{i-1} * W(z_{i-1}, ff_{i-2}), mb_{i-1} * z_i)
+        L = backward + forward
+
+    ``fb_0`` and ``ff_{T-2}`` never enter. This is exactly what the official two propagation loops
+    compute when their frame count is T, so it is the generalisation used for T != 5; at T = 2 only the
+    two zero terms remain. Terms are accumulated in the official order so float32 results match it.
+
+    ``batch_reduction="mean"`` is the official reduction (each term averages over the B videos as well);
+    ``"sum"`` adds the per-video losses instead, so batching B windows gives every window the gradient
+    it would get on its own (identical to "mean" for B = 1, the only case the script runs).
+    """
+    if batch_reduction not in ("mean", "sum"):
+        raise ValueError(f"batch_reduction must be 'mean' or 'sum', got {batch_reduction!r}")
+    b, t = latents.shape[:2]
+    if batch_reduction == "sum" and b > 1:
+        return sum(
+            official_warping_loss(
+                latents[k : k + 1], flows_forward[k : k + 1], flows_backward[k : k + 1],
+                fwd_valid[k : k + 1], bwd_valid[k : k + 1],
+            )
+            for k in range(b)
+        )
+
+    # Two propagation sweeps, as in the released code: each visits the frames in order, compares the
+    # current frame with what the previous iteration warped (zeros at the first comparison), then warps
+    # the current frame with the flow of its own index for the next iteration. Building the graph this
+    # way (one frame slice per visit, warps in sweep order) keeps float32 gradients identical to it.
+    zeros = torch.zeros_like(latents[:, 0])
+
+    loss_backward, carried = 0, zeros
+    for i in range(t - 2, -1, -1):  # from the second-to-last frame back to the first; masks 1 - fwd_occ
+        frame, mask = latents[:, i], fwd_valid[:, i]
+        loss_backward = loss_backward + _l1(mask * carried, mask * frame)
+        if i > 0:
+            carried = flow_warp(frame, flows_backward[:, i])
+
+    loss_forward, carried = 0, zeros
+    for i in range(1, t):  # from the second frame to the last; masks 1 - bwd_occ
+        frame, mask = latents[:, i], bwd_valid[:, i - 1]
+        loss_forward = loss_forward + _l1(mask * carried, mask * frame)
+        if i < t - 1:
+            carried = flow_warp(frame, flows_forward[:, i - 1])
+
+    return loss_backward + loss_forward
+
+
+def _video_layout(
+    latents: torch.Tensor,
+    flows_forward: torch.Tensor,
+    flows_backward: torch.Tensor,
+    fwd_occ: torch.Tensor | None,
+    bwd_occ: torch.Tensor | None,
+):
+    """Validate shapes and return latents [B,T,C,h,w], flows, and validity masks [B,T-1,1,h,w] (1 - occ)."""
+    for name, flow in (("flows_forward", flows_forward), ("flows_backward", flows_backward)):
+        if flow.dim() != 5 or flow.shape[2] != 2:
+            raise ValueError(f"{name} must be [B, T-1, 2, h, w], got {tuple(flow.shape)}")
+    if flows_forward.shape != flows_backward.shape:
+        raise ValueError(
+            f"flows_forward {tuple(flows_forward.shape)} and flows_backward {tuple(flows_backward.shape)} differ"
+        )
+    b, pairs, _, h, w = flows_forward.shape
+    t = pairs + 1
+    if t < 2:
+        raise ValueError("the guidance needs windows of at least 2 frames (flows with T-1 >= 1 pairs)")
+
+    if latents.dim() == 4:
+        if latents.shape[0] != b * t:
+            raise ValueError(
+                f"latents {tuple(latents.shape)} hold {latents.shape[0]} frames but the flows "
+                f"{tuple(flows_forward.shape)} describe B={b} videos of T={t} frames ({b * t} rows, video-major)"
+            )
+        video = latents.reshape(b, t, *latents.shape[1:])
+    elif latents.dim() == 5:
+        if latents.shape[:2] != (b, t):
+            raise ValueError(
+                f"latents {tuple(latents.shape)} do not match flows {tuple(flows_forward.shape)}: "
+                f"expected B={b}, T={t} (flows carry T-1 pairs)"
+            )
+        video = latents
+    else:
+        raise ValueError(f"latents must be [B*T, C, h, w] or [B, T, C, h, w], got {tuple(latents.shape)}")
+    if video.shape[-2:] != (h, w):
+        raise ValueError(f"latents are {tuple(video.shape[-2:])} spatially but the flows are {(h, w)}")
+
+    def valid(name, occ):
+        if occ is None:
+            return torch.ones((b, pairs, 1, h, w), device=video.device, dtype=video.dtype)
+        if occ.dim() == 4:
+            occ = occ.unsqueeze(2)
+        if occ.dim() != 5 or occ.shape != (b, pairs, 1, h, w):
+            raise ValueError(f"{name} must be [B, T-1, 1, h, w] = {(b, pairs, 1, h, w)}, got {tuple(occ.shape)}")
+        return 1 - occ.to(device=video.device, dtype=video.dtype)
+
+    flows_forward = flows_forward.to(video.device)
+    flows_backward = flows_backward.to(video.device)
+    return video, flows_forward, flows_backward, valid("fwd_occ", fwd_occ), valid("bwd_occ", bwd_occ)
+
+
+def warping_loss(
+    latents: torch.Tensor,
+    flows_forward: torch.Tensor,
+    flows_backward: torch.Tensor,
+    fwd_occ: torch.Tensor | None = None,
+    bwd_occ: torch.Tensor | None = None,
+    batch_reduction: str = "mean",
+) -> torch.Tensor:
+    """The official motion-guidance loss for latents [B*T,C,h,w] (video-major) or [B,T,C,h,w].
+
+    ``flows_forward`` [B,T-1,2,h,w] holds RAFT(frame i+1, frame i), ``flows_backward`` RAFT(frame i, frame i+1)
+    (the official naming). ``fwd_occ``/``bwd_occ`` [B,T-1,1,h,w] (or without the channel dim) are the
+    consistency-check outputs for the pair (i, i+1) with 1 = occluded; None means nothing is occluded.
+    T is taken from the flows. Returns a 0-dim tensor; differentiable w.r.t. ``latents``.
+    """
+    video, ff, fb, mf, mb = _video_layout(latents, flows_forward, flows_backward, fwd_occ, bwd_occ)
+    return official_warping_loss(video, ff, fb, mf, mb, batch_reduction=batch_reduction)
+
+
+def warping_loss_and_grad(
+    latents: torch.Tensor,
+    flows_forward: torch.Tensor,
+    flows_backward: torch.Tensor,
+    fwd_occ: torch.Tensor | None = None,
+    bwd_occ: torch.Tensor | None = None,
+    batch_reduction: str = "mean",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L, dL/dlatents)``, both detached; works under ``torch.no_grad()``.
+
+    Half-precision latents are evaluated in float32 (the loss averages ~1e5 values and the step
+    multiplies the gradient by up to ~460); the gradient is returned in that working precision.
+    """
+    work = torch.promote_types(latents.dtype, torch.float32)
+    with torch.enable_grad():
+        x = latents.detach().to(work).requires_grad_(True)
+        loss = warping_loss(x, flows_forward, flows_backward, fwd_occ, bwd_occ, batch_reduction=batch_reduction)
+        (grad,) = torch.autograd.grad(loss, x)
+    return loss.detach(), grad
+
+
+def motion_guidance_step(
+    latents: torch.Tensor,
+    schedule: RespacedSchedule,
+    j: int,
+    flows_forward: torch.Tensor,
+    flows_backward: torch.Tensor,
+    fwd_occ: torch.Tensor | None = None,
+    bwd_occ: torch.Tensor | None = None,
+    strength: float = OFFICIAL_STRENGTH,
+    batch_reduction: str = "mean",
+    return_loss: bool = False,
+):
+    """Apply the guidance of respaced step ``j``: ``x - (-strength) * logvar_j * dL/dx``.
+
+    ``latents`` are the post-noise latents x' of step j ([B*T,C,h,w] or [B,T,C,h,w]); the result has
+    their shape and dtype. ``strength = 10`` is the official setting; ``strength = 0`` returns
+    ``latents`` itself without evaluating the loss. With ``return_loss=True`` returns ``(latents', L)``
+    (``L`` is None when strength is 0).
+    """
+    strength = float(strength)
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"guidance strength must be a finite number >= 0, got {strength}")
+    logvar = schedule.log_variance(j)
+    if strength == 0:
+        return (latents, None) if return_loss else latents
+    loss, grad = warping_loss_and_grad(latents, flows_forward, flows_backward, fwd_occ, bwd_occ, batch_reduction)
+    # Same association as the official code: (scale * logvar) first, then times the gradient.
+    step = (-strength) * logvar.to(device=grad.device, dtype=grad.dtype)
+    out = (latents.detach().to(grad.dtype) - step * grad).to(latents.dtype)
+    return (out, loss) if return_loss else out
