@@ -1,0 +1,74 @@
+"""LR frame preparation and output conversion, as the official inference script does it.
+
+LR frames are mapped to [-1, 1], bicubically upsampled by ``s = max(512 / short side, scale)``
+(the model works at >= 512 px), reflect-padded on the bottom/right, and the result is cropped
+back and converted to 8-bit by truncation at the end.
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+#: The diffusion model was trained on 512 px crops: shorter LR inputs are upsampled further.
+MIN_SHORT_SIDE = 512
+
+
+def uint8_to_model_range(frames: torch.Tensor) -> torch.Tensor:
+    """``[N,H,W,3]`` uint8 -> ``[N,3,H,W]`` float32 in [-1, 1]."""
+    return (frames.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+
+
+def upsample_factor(height: int, width: int, scale: float) -> float:
+    return max(MIN_SHORT_SIDE / min(height, width), float(scale))
+
+
+def bicubic_upsample(frames: torch.Tensor, factor: float) -> torch.Tensor:
+    """Bicubic resize to ``(int(H*s), int(W*s))`` (no antialias, align_corners=False), clamped to [-1, 1]."""
+    h, w = frames.shape[-2:]
+    out = F.interpolate(frames, size=(int(h * factor), int(w * factor)), mode="bicubic", align_corners=False)
+    return out.clamp(-1.0, 1.0)
+
+
+def official_padding(height: int, width: int, multiple: int = 32) -> tuple[int, int]:
+    """Bottom/right padding of the official script: when either side is unaligned, *both* sides get
+    ``(side // m + 1) * m - side``, so an already aligned side grows by a full ``m``."""
+    if height % multiple == 0 and width % multiple == 0:
+        return 0, 0
+    return (height // multiple + 1) * multiple - height, (width // multiple + 1) * multiple - width
+
+
+def minimal_padding(height: int, width: int, multiple: int = 8) -> tuple[int, int]:
+    """Just enough bottom/right padding to reach a multiple of ``multiple``."""
+    return (-height) % multiple, (-width) % multiple
+
+
+def reflect_pad(frames: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    if pad_h == 0 and pad_w == 0:
+        return frames
+    if pad_h >= frames.shape[-2] or pad_w >= frames.shape[-1]:
+        return F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate")  # reflect needs pad < side
+    return F.pad(frames, (0, pad_w, 0, pad_h), mode="reflect")
+
+
+def flow_network_input(padded: torch.Tensor) -> torch.Tensor:
+    """RAFT input: [0, 1] frames bicubically shrunk to a quarter of the padded size (not re-clamped)."""
+    h, w = padded.shape[-2:]
+    frames01 = ((padded + 1.0) / 2.0).clamp(0.0, 1.0)
+    return F.interpolate(frames01, size=(h // 4, w // 4), mode="bicubic", align_corners=False)
+
+
+def to_uint8(frames01: torch.Tensor) -> torch.Tensor:
+    """``[N,3,H,W]`` in [0, 1] -> ``[N,H,W,3]`` uint8 by truncation, as ``astype(uint8)`` does."""
+    return (frames01.permute(0, 2, 3, 1) * 255.0).to(torch.uint8)
+
+
+def patch_starts(length: int, size: int, stride: int) -> list[int]:
+    """Image-tile starts of the official splitter: every ``stride``, clamped to the end, de-duplicated."""
+    if length <= size:
+        return [0]
+    starts = []
+    for start in range(0, length, stride):
+        start = min(start, length - size)
+        if start not in starts:
+            starts.append(start)
+    return starts

@@ -1,0 +1,46 @@
+"""Progress, latent previews and cooperative interruption, without any host import.
+
+The pipeline calls these at every denoising step; the ComfyUI adapter plugs in its progress bar,
+preview and interrupt check, the headless runner a terminal bar. All are optional.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import torch
+
+
+class Interrupted(RuntimeError):
+    """Raised by an interrupt check to stop a run between steps."""
+
+
+@dataclasses.dataclass
+class Hooks:
+    #: ``progress(done, total, what)``: called after every unit of work (a denoising step of a tile/window).
+    progress: Optional[Callable[[int, int, str], None]] = None
+    #: ``preview(latents)``: the current latents ``[T,4,h,w]`` of the window being denoised.
+    preview: Optional[Callable[[torch.Tensor], None]] = None
+    #: ``check_interrupt()``: raises (e.g. :class:`Interrupted`) when the user asked to stop.
+    check_interrupt: Optional[Callable[[], None]] = None
+
+    def interrupt_point(self) -> None:
+        if self.check_interrupt is not None:
+            self.check_interrupt()
+
+
+class ProgressCounter:
+    """Turns per-step callbacks of nested loops into one ``done / total`` count."""
+
+    def __init__(self, hooks: Optional[Hooks], total: int, what: str):
+        self.hooks, self.total, self.what, self.done = hooks, total, what, 0
+
+    def step(self, latents: torch.Tensor | None = None) -> None:
+        self.done += 1
+        if self.hooks is None:
+            return
+        if self.hooks.progress is not None:
+            self.hooks.progress(self.done, self.total, self.what)
+        if latents is not None and self.hooks.preview is not None:
+            self.hooks.preview(latents)
+        self.hooks.interrupt_point()

@@ -1,0 +1,58 @@
+"""``end_to_end``: the official script's ``main()`` on one sequence, replayed through official mode."""
+import torch
+
+from golden_lib import Check
+from weights_index import weights_file_with_prefix
+
+from mgld_vsr.models.loader import load_component, load_components
+from mgld_vsr.pipeline.noise import ReplayNoise
+from mgld_vsr.pipeline.official import official_super_resolve
+
+
+def _args(fixture) -> dict:
+    args = fixture.meta("args", []) or []
+    parsed = {}
+    for flag, value in zip(args[::2], args[1::2]):
+        parsed[flag.lstrip("-")] = value
+    return parsed
+
+
+def run(fixture):
+    weights = fixture.weights_dir
+    diffusion = load_components(weights_file_with_prefix(weights, "model.diffusion_model."),
+                                ["unet", "lr_encoder", "first_stage"])
+    video_vae = load_component(weights_file_with_prefix(weights, "decoder."), "video_vae")
+    raft = load_component(weights_file_with_prefix(weights, "module."), "raft")
+    args = _args(fixture)
+    steps = int(args.get("ddpm_steps", len(fixture.meta("schedule_ori_timesteps", []))))
+    noise = ReplayNoise(fixture["noise.posterior_eps"], fixture["noise.x_T"],
+                        [fixture[f"noise.step{k}"] for k in range(steps)])
+    trace = {}
+    frames = official_super_resolve(
+        fixture["lr_frames_uint8"], **diffusion, video_vae=video_vae, raft=raft, context=fixture["context"],
+        steps=steps, dec_w=float(args.get("dec_w", 0.5)), colorfix=args.get("colorfix_type", "adain"),
+        seed=int(args.get("seed", 42)), upscale=float(args.get("upscale", 4.0)),
+        vqgantile_size=int(args.get("vqgantile_size", 960)), vqgantile_stride=int(args.get("vqgantile_stride", 750)),
+        tile_overlap=int(args.get("tile_overlap", 32)), n_frames=int(args.get("n_frames", 5)), noise=noise, trace=trace)
+    checks = []
+    for key, expected in fixture.tensors.items():
+        if not key.startswith("seg"):
+            continue
+        seg, rest = key.split(".", 1)
+        motion = trace.get(f"{seg}.motion")
+        if rest == "flow_input_quarter_crop":
+            h, w = expected.shape[-2:]
+            checks.append(Check(key, trace[f"{seg}.flow_input"][..., :h, :w], expected, rel=1e-4))
+        elif rest in ("flows_fwd_prop_latent", "flows_bwd_prop_latent"):
+            ours = motion.flows_forward if "fwd" in rest else motion.flows_backward
+            checks.append(Check(key, ours, expected, max_abs=1e-3))
+        elif rest in ("fwd_occs", "bwd_occs"):
+            checks.append(Check(key, motion.fwd_occ if rest == "fwd_occs" else motion.bwd_occ, expected, mask_flip=1e-3))
+        elif rest.endswith((".init_latent", ".samples")):
+            checks.append(Check(key, trace[key], expected, rel=1e-3))
+        elif rest.endswith(("decoded_crop", "colorfixed_crop")):
+            full = trace[key.replace("_crop", "")]
+            h, w = expected.shape[-2:]
+            checks.append(Check(key, full[..., :h, :w], expected, rel=1e-3))
+    checks.append(Check("output_frames_uint8", frames, fixture["output_frames_uint8"], uint8=True))
+    return checks
