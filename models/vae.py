@@ -75,8 +75,8 @@ class SpatialSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         normed = self.norm(x)
-        # [N, C, H, W] -> [N, 1 head, H*W tokens, C]
-        q, k, v = (proj(normed).reshape(n, 1, c, h * w).transpose(-1, -2) for proj in (self.q, self.k, self.v))
+        # [N, C, H, W] -> [N, 1 head, H*W tokens, C]; contiguous channels keep SDPA on its fused CPU kernel
+        q, k, v = (proj(normed).reshape(n, 1, c, h * w).transpose(-1, -2).contiguous() for proj in (self.q, self.k, self.v))
         out = F.scaled_dot_product_attention(q, k, v)
         out = out.transpose(-1, -2).reshape(n, c, h, w)
         return x + self.proj_out(out)

@@ -51,7 +51,8 @@ def test_keys_and_shapes_equal_the_official_manifest(golden_dir):
     assert ours == manifest
 
 
-def test_from_state_dict_reads_iters_hint_and_rejects_misfits():
+def test_from_state_dict_reads_iters_hint_and_rejects_other_models():
+    """Key-level mismatches are reported by the loader (tests/test_loader.py); here: what shapes reveal."""
     sd = random_state_dict()
     assert RAFTConfig.from_state_dict(sd, {"iters": "12"}).iters == 12
     with pytest.raises(ValueError, match="prefix"):
@@ -59,12 +60,6 @@ def test_from_state_dict_reads_iters_hint_and_rejects_misfits():
     small = dict(sd, **{"cnet.conv2.weight": torch.zeros(160, 96, 1, 1)})
     with pytest.raises(ValueError, match="RAFT-small"):
         RAFTConfig.from_state_dict(small, {})
-    missing = {k: v for k, v in sd.items() if not k.startswith("update_block.mask.")}
-    with pytest.raises(ValueError, match="missing"):
-        RAFTConfig.from_state_dict(missing, {})
-    wrong = dict(sd, **{"update_block.encoder.convc1.weight": torch.zeros(256, 196, 1, 1)})
-    with pytest.raises(ValueError, match="wrong shapes"):
-        RAFTConfig.from_state_dict(wrong, {})
 
 
 def test_context_batchnorm_uses_stored_statistics_even_in_train_mode():
