@@ -10,7 +10,12 @@ from torch.nn import functional as F
 
 
 class SpatialTemporalConv(nn.Module):
-    """Kernel-(3,1,1) convolution along time; zero padding at both ends of the window."""
+    """Kernel-(3,1,1) convolution along time; zero padding at both ends of the window.
+
+    Parameters are the official ``Conv3d`` ones, but it is evaluated as three 1x1 convolutions
+    whose outputs are shifted in time: no 5-D copy, and results independent of how many windows
+    share a batch (the 3-D kernel's are not).
+    """
 
     def __init__(self, channels: int, num_frames: int = 5):
         super().__init__()
@@ -18,9 +23,19 @@ class SpatialTemporalConv(nn.Module):
         self.temporal_conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
         self.temporal_alpha = nn.Parameter(torch.ones(1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        video = rearrange(x, "(b t) c h w -> b c t h w", t=self.num_frames)
-        mixed = rearrange(self.temporal_conv(video), "b c t h w -> (b t) c h w")
+    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        t = num_frames or self.num_frames
+        weight = self.temporal_conv.weight[..., 0, 0]  # [out, in, 3]: taps for frames t-1, t, t+1
+        mixed = F.conv2d(x, weight[..., 1, None, None], self.temporal_conv.bias)
+        if t > 1:
+            mixed = mixed.unflatten(0, (-1, t))
+            earlier = F.conv2d(x, weight[..., 0, None, None]).unflatten(0, (-1, t))
+            mixed[:, 1:] += earlier[:, :-1]
+            del earlier
+            later = F.conv2d(x, weight[..., 2, None, None]).unflatten(0, (-1, t))
+            mixed[:, :-1] += later[:, 1:]
+            del later
+            mixed = mixed.flatten(0, 1)
         return self.temporal_alpha * mixed + (1 - self.temporal_alpha) * x
 
 
@@ -35,9 +50,9 @@ class TemporalAttention(nn.Module):
         self.temporal_attn = _TemporalSelfAttention(channels, self.heads)
         self.temporal_alpha = nn.Parameter(torch.ones(1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         _, _, h, w = x.shape
-        tokens = rearrange(x, "(b t) c h w -> (b h w) t c", t=self.num_frames)
+        tokens = rearrange(x, "(b t) c h w -> (b h w) t c", t=num_frames or self.num_frames)
         attended = self.temporal_attn(self.norm(tokens))
         attended = rearrange(attended, "(b h w) t c -> (b t) c h w", h=h, w=w)
         return self.temporal_alpha * attended + (1 - self.temporal_alpha) * x
@@ -58,3 +73,7 @@ class _TemporalSelfAttention(nn.Module):
         q, k, v = (rearrange(f(x), "n t (h d) -> n h t d", h=self.heads) for f in (self.to_q, self.to_k, self.to_v))
         out = F.scaled_dot_product_attention(q, k, v)
         return self.to_out(rearrange(out, "n h t d -> n t (h d)"))
+
+
+#: Layer types whose forward takes the window length.
+TEMPORAL = (SpatialTemporalConv, TemporalAttention)

@@ -14,7 +14,7 @@ from torch import nn
 
 from .blocks import Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimeEmbedding, Upsample
 from .config_utils import has_prefix, hint_int, indices, shape
-from .temporal import SpatialTemporalConv, TemporalAttention
+from .temporal import TEMPORAL, SpatialTemporalConv, TemporalAttention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +69,14 @@ class UNetConfig:
 class _Step(nn.ModuleList):
     """One entry of ``input_blocks``/``output_blocks``: layers applied in order with the inputs each needs."""
 
-    def forward(self, h, emb, context, struct_cond):
+    def forward(self, h, emb, context, struct_cond, num_frames):
         for layer in self:
             if isinstance(layer, ResBlock):
                 h = layer(h, emb, struct_cond)
             elif isinstance(layer, SpatialTransformer):
                 h = layer(h, context)
+            elif isinstance(layer, TEMPORAL):
+                h = layer(h, num_frames)
             else:
                 h = layer(h)
         return h
@@ -130,16 +132,21 @@ class MGLDUNet(nn.Module):
         self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                struct_cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Predict the noise eps of ``x [B*T,4,h,w]`` at original-scale ``timesteps`` ([1] or [B*T])."""
-        if x.shape[0] % self.config.num_frames:
-            raise ValueError(f"the UNet batch ({x.shape[0]}) must hold whole windows of {self.config.num_frames} frames")
+                struct_cond: dict[str, torch.Tensor], num_frames: int | None = None) -> torch.Tensor:
+        """Predict the noise eps of ``x [B*T,4,h,w]`` at original-scale ``timesteps`` ([1] or [B*T]).
+
+        ``num_frames`` is the window length T (default: the trained 5); the temporal layers mix
+        the T consecutive frames of each window.
+        """
+        frames = num_frames or self.config.num_frames
+        if x.shape[0] % frames:
+            raise ValueError(f"the UNet batch ({x.shape[0]}) must hold whole windows of {frames} frames")
         emb = self.time_embed(timesteps)
         h, skips = x, []
         for step in self.input_blocks:
-            h = step(h, emb, context, struct_cond)
+            h = step(h, emb, context, struct_cond, frames)
             skips.append(h)
-        h = self.middle_block(h, emb, context, struct_cond)
+        h = self.middle_block(h, emb, context, struct_cond, frames)
         for step in self.output_blocks:
-            h = step(torch.cat([h, skips.pop()], dim=1), emb, context, struct_cond)
+            h = step(torch.cat([h, skips.pop()], dim=1), emb, context, struct_cond, frames)
         return self.out(h)

@@ -6,6 +6,8 @@ back and converted to 8-bit by truncation at the end.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch.nn import functional as F
 
@@ -18,8 +20,8 @@ def uint8_to_model_range(frames: torch.Tensor) -> torch.Tensor:
     return (frames.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
 
 
-def upsample_factor(height: int, width: int, scale: float) -> float:
-    return max(MIN_SHORT_SIDE / min(height, width), float(scale))
+def upsample_factor(height: int, width: int, scale: float, min_short_side: int = MIN_SHORT_SIDE) -> float:
+    return max(min_short_side / min(height, width), float(scale))
 
 
 def bicubic_upsample(frames: torch.Tensor, factor: float) -> torch.Tensor:
@@ -72,3 +74,55 @@ def patch_starts(length: int, size: int, stride: int) -> list[int]:
         if start not in starts:
             starts.append(start)
     return starts
+
+
+@dataclasses.dataclass(frozen=True)
+class LRPlan:
+    """Geometry of one clip through the pipeline: LR size -> upsampled -> padded -> latent grid.
+
+    Both modes pad as the official script does (to a multiple of 32, with its +32 rule), so one
+    flow computation serves both; the padding costs at most 32 pixels per side.
+    """
+
+    lr_size: tuple[int, int]
+    scale: float
+    factor: float  # actual upsampling factor: max(512 / short side, scale)
+    upsampled: tuple[int, int]
+    padded: tuple[int, int]
+
+    @classmethod
+    def create(cls, height: int, width: int, scale: float = 4.0, min_short_side: int = MIN_SHORT_SIDE) -> "LRPlan":
+        """``min_short_side`` is 512 for real use (the model's training size); tests lower it to stay small."""
+        if height < 2 or width < 2:
+            raise ValueError(f"frames of {height}x{width} pixels are too small to process")
+        if not (1.0 <= float(scale) <= 8.0):
+            raise ValueError(f"scale must be between 1 and 8, got {scale}")
+        factor = upsample_factor(height, width, scale, min_short_side)
+        up = (int(height * factor), int(width * factor))
+        pad = official_padding(*up)
+        return cls((height, width), float(scale), factor, up, (up[0] + pad[0], up[1] + pad[1]))
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        return self.padded[0] // 8, self.padded[1] // 8
+
+    @property
+    def flow_size(self) -> tuple[int, int]:
+        """Resolution RAFT runs at: a quarter of the padded frame (about the LR size at scale 4)."""
+        return self.padded[0] // 4, self.padded[1] // 4
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Final frame size: the upsampled size, shrunk back when a short LR side forced extra upsampling."""
+        if self.factor > self.scale:
+            return int(self.padded[0] * self.scale / self.factor), int(self.padded[1] * self.scale / self.factor)
+        return self.upsampled
+
+    def prepare(self, frames: torch.Tensor, device=None) -> torch.Tensor:
+        """LR frames ``[n,H,W,3]`` (uint8, or float in [0,1]) -> upsampled, padded ``[n,3,Hp,Wp]`` in [-1, 1]."""
+        if tuple(frames.shape[1:3]) != self.lr_size:
+            raise ValueError(f"frames are {tuple(frames.shape[1:3])}, the plan was made for {self.lr_size}")
+        x = frames.to(device)
+        x = uint8_to_model_range(x) if x.dtype == torch.uint8 else (x.permute(0, 3, 1, 2).float() - 0.5) / 0.5
+        up = bicubic_upsample(x, self.factor)
+        return reflect_pad(up, self.padded[0] - up.shape[-2], self.padded[1] - up.shape[-1])

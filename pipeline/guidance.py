@@ -220,3 +220,46 @@ def motion_guidance_step(
     step = (-strength) * logvar.to(device=grad.device, dtype=grad.dtype)
     out = (latents.detach().to(grad.dtype) - step * grad).to(latents.dtype)
     return (out, loss) if return_loss else out
+
+
+def aligned_warping_loss(latents: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor,
+                         fwd_occ: torch.Tensor, bwd_occ: torch.Tensor, pair_weights: torch.Tensor) -> torch.Tensor:
+    """The paper's warping error over every neighbouring pair of a clip ``latents [N,C,h,w]``.
+
+    For pair i: frame i+1 warped onto frame i's grid with the i->i+1 flow, compared with frame i
+    where ``1 - fwd_occ[i]``; and frame i warped onto frame i+1's grid with the i+1->i flow,
+    compared with frame i+1 where ``1 - bwd_occ[i]``. Each term is a mean over C*h*w, as each
+    official term is, so the per-pixel step size matches the official guidance. Unlike the
+    released loss, flows and frames are not shifted and no frame is pulled towards zero.
+    ``pair_weights [N-1]`` switches pairs off (0 across scene cuts).
+    """
+    if latents.shape[0] < 2:
+        return latents.new_zeros(())
+    here, there = latents[:-1], latents[1:]
+    weights = pair_weights.to(latents.dtype).view(-1, 1, 1, 1)
+    keep_here = (1 - fwd_occ.to(latents.dtype)) * weights
+    keep_there = (1 - bwd_occ.to(latents.dtype)) * weights
+    backward = (keep_here * (flow_warp(there, flows_backward) - here)).abs().mean(dim=(1, 2, 3)).sum()
+    forward = (keep_there * (flow_warp(here, flows_forward) - there)).abs().mean(dim=(1, 2, 3)).sum()
+    return backward + forward
+
+
+def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int, motion, strength: float = OFFICIAL_STRENGTH):
+    """Guidance of respaced step ``j`` on a whole clip (windows and their seams alike), no pair across a cut.
+
+    ``motion`` is a :class:`~.motion.MotionField` on the latent grid. Returns ``(latents', loss)``.
+    """
+    strength = float(strength)
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"guidance strength must be a finite number >= 0, got {strength}")
+    if strength == 0 or latents.shape[0] < 2:
+        return latents, None
+    work = torch.promote_types(latents.dtype, torch.float32)
+    pair_weights = (~motion.cuts).to(work)
+    with torch.enable_grad():
+        x = latents.detach().to(work).requires_grad_(True)
+        loss = aligned_warping_loss(x, motion.flows_forward, motion.flows_backward, motion.fwd_occ, motion.bwd_occ,
+                                    pair_weights)
+        (grad,) = torch.autograd.grad(loss, x)
+    step = (-strength) * schedule.log_variance(j).to(device=grad.device, dtype=work)
+    return (latents.detach().to(work) - step * grad).to(latents.dtype), loss.detach()

@@ -35,8 +35,8 @@ class ProgressCounter:
     def __init__(self, hooks: Optional[Hooks], total: int, what: str):
         self.hooks, self.total, self.what, self.done = hooks, total, what, 0
 
-    def step(self, latents: torch.Tensor | None = None) -> None:
-        self.done += 1
+    def step(self, latents: torch.Tensor | None = None, amount: int = 1) -> None:
+        self.done += amount
         if self.hooks is None:
             return
         if self.hooks.progress is not None:

@@ -124,3 +124,116 @@ def estimate_motion(raft, flow_frames: torch.Tensor, latent_size: tuple[int, int
     jumps = colour_histogram_jumps(flow_frames if cut_frames is None else cut_frames)
     cuts = (jumps > cut_threshold).to(flows_forward.device)
     return MotionField(flows_forward, flows_backward, fwd_occ, bwd_occ, cuts)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipFlow:
+    """Flows of a whole clip at RAFT resolution for one :class:`~.frames.LRPlan`, plus scene cuts.
+
+    This is what the flow node outputs: samplers with another scale or mode derive their
+    latent-grid :class:`MotionField` from it without running RAFT again. ``tail_*`` hold RAFT of
+    the last frame against itself, which the official mode needs for its repeated-frame padding.
+    """
+
+    flows_forward: torch.Tensor  # [N-1, 2, hf, wf]
+    flows_backward: torch.Tensor
+    tail_forward: torch.Tensor  # [1, 2, hf, wf]
+    tail_backward: torch.Tensor
+    plan: object  # the LRPlan the flows were computed for
+    cuts: torch.Tensor  # [N-1] bool
+    cut_scores: torch.Tensor  # [N-1] colour-histogram jump per pair
+
+    @property
+    def num_frames(self) -> int:
+        return self.flows_forward.shape[0] + 1
+
+    def motion_for(self, plan) -> MotionField:
+        """Latent-grid motion of all neighbouring pairs for ``plan`` (occlusion checked on that grid)."""
+        if self.num_frames < 2:
+            return MotionField.still(self.num_frames, plan.latent_size, device=self.flows_forward.device)
+        return self._motion(self.flows_forward, self.flows_backward, self.cuts, plan)
+
+    def segment_motion(self, frames: list[int], plan) -> MotionField:
+        """Motion of an arbitrary run of frames, e.g. an official segment ``[a, a+1, ..., N-1, N-1]``."""
+        ff, fb = [], []
+        for a, b in zip(frames[:-1], frames[1:]):
+            if b == a + 1:
+                ff.append(self.flows_forward[a])
+                fb.append(self.flows_backward[a])
+            elif a == b == self.num_frames - 1:
+                ff.append(self.tail_forward[0])
+                fb.append(self.tail_backward[0])
+            else:
+                raise ValueError(f"frames {a} and {b} are not neighbours")
+        if not ff:
+            return MotionField.still(1, plan.latent_size, device=self.flows_forward.device)
+        cuts = torch.zeros(len(ff), dtype=torch.bool, device=self.flows_forward.device)
+        return self._motion(torch.stack(ff), torch.stack(fb), cuts, plan)
+
+    def _motion(self, ff: torch.Tensor, fb: torch.Tensor, cuts: torch.Tensor, plan) -> MotionField:
+        target = plan.latent_size
+        if plan.padded == self.plan.padded:
+            ff, fb = resize_flow(ff, target), resize_flow(fb, target)
+        else:  # another scale: map the picture area onto the picture area, replicate into the padding
+            ff, fb = _content_resize(ff, self.plan, plan), _content_resize(fb, self.plan, plan)
+        fwd_occ, bwd_occ = occlusion_for_pairs(ff, fb)
+        return MotionField(ff, fb, fwd_occ, bwd_occ, cuts.to(ff.device))
+
+    def to(self, device) -> "ClipFlow":
+        moved = {f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)
+                 if isinstance(getattr(self, f.name), torch.Tensor)}
+        return dataclasses.replace(self, **moved)
+
+
+def _content_resize(flow: torch.Tensor, source, target) -> torch.Tensor:
+    sh, sw = source.flow_size
+    ch = max(1, round(source.upsampled[0] * sh / source.padded[0]))
+    cw = max(1, round(source.upsampled[1] * sw / source.padded[1]))
+    th, tw = target.latent_size
+    dh = max(1, min(th, round(target.upsampled[0] / 8)))
+    dw = max(1, min(tw, round(target.upsampled[1] / 8)))
+    content = resize_flow(flow[..., :ch, :cw], (dh, dw))
+    return torch.nn.functional.pad(content, (0, tw - dw, 0, th - dh), mode="replicate")
+
+
+def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int = 16,
+               hooks=None) -> ClipFlow:
+    """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
+
+    Frames are prepared as the official script prepares them (upsample, pad, quarter size) so the
+    official mode gets exactly its flows; consecutive chunks share one frame so every pair is seen once.
+    """
+    from .frames import flow_network_input
+    from .hooks import ProgressCounter
+
+    if chunk < 2:
+        raise ValueError(f"flow chunk must hold at least 2 frames, got {chunk}")
+    n = frames.shape[0]
+    if n < 1:
+        raise ValueError("no frames to compute flow for")
+    device = next(raft.parameters()).device
+    progress = ProgressCounter(hooks, n, "optical flow")
+    forward, backward, scores = [], [], []
+    start, last = 0, None
+    while True:
+        stop = min(n, start + chunk)
+        prepared = flow_network_input(plan.prepare(frames[start:stop], device))
+        if stop - start > 1:
+            ff, fb = compute_flows(raft, prepared.unsqueeze(0))
+            forward.append(ff[0].float())
+            backward.append(fb[0].float())
+            lr01 = frames[start:stop].to(device)
+            lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
+            scores.append(colour_histogram_jumps(lr01.permute(0, 3, 1, 2)))
+        last = prepared[-1:]
+        progress.step(amount=stop - start - (start > 0))
+        if stop == n:
+            break
+        start = stop - 1
+    tail_ff, tail_fb = compute_flows(raft, torch.stack([last[0], last[0]]).unsqueeze(0))
+    hf, wf = plan.flow_size
+    empty = torch.zeros(0, 2, hf, wf, device=device)
+    ff = torch.cat(forward) if forward else empty
+    fb = torch.cat(backward) if backward else empty.clone()
+    score = torch.cat(scores) if scores else torch.zeros(0, device=device)
+    return ClipFlow(ff, fb, tail_ff[0].float(), tail_fb[0].float(), plan, score > cut_threshold, score)

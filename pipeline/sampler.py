@@ -15,7 +15,7 @@ import torch
 from .guidance import motion_guidance_step
 from .motion import MotionField
 from .schedule import RespacedSchedule, ddpm_step
-from .tiling import gaussian_tile_weights, stitch_tiles
+from .tiling import fitted_tile, gaussian_tile_weights, stitch_tiles
 
 
 @dataclasses.dataclass
@@ -39,8 +39,9 @@ def model_dtype(module: torch.nn.Module) -> torch.dtype:
 
 
 def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_model: int, context: torch.Tensor,
-                tile: int = 64, overlap: int = 32, tiles_per_batch: int = 1, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Noise prediction for ``x [B*T,4,h,w]`` from latent tiles, the LR latent tiled alike."""
+                tile: int = 64, overlap: int = 32, tiles_per_batch: int = 1, weights: torch.Tensor | None = None,
+                num_frames: int | None = None) -> torch.Tensor:
+    """Noise prediction for ``x [B*T,4,h,w]`` (windows of ``num_frames``) from latent tiles, the LR latent tiled alike."""
     dtype = model_dtype(unet)
     t = torch.tensor([t_model], device=x.device, dtype=torch.long)
     context = context.to(device=x.device, dtype=dtype)
@@ -49,7 +50,7 @@ def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_mo
         crops = [(slice(None), slice(None), slice(y, y + tile_h), slice(xo, xo + tile_w)) for y, xo in origins]
         noisy = torch.cat([x[c] for c in crops]).to(dtype)
         cond = lr_encoder(torch.cat([lr_latent[c] for c in crops]).to(dtype), t)
-        eps = unet(noisy, t, context, cond).float()
+        eps = unet(noisy, t, context, cond, num_frames).float()
         return eps.chunk(len(origins))
 
     return stitch_tiles(x, predict, tile, overlap, tiles_per_batch, weights)
@@ -66,7 +67,7 @@ def sample_canvas(unet, lr_encoder, x_T: torch.Tensor, lr_latent: torch.Tensor, 
     """
     if x_T.shape != lr_latent.shape:
         raise ValueError(f"start latent {tuple(x_T.shape)} and LR latent {tuple(lr_latent.shape)} differ")
-    weights = gaussian_tile_weights(min(tile, x_T.shape[-2]), min(tile, x_T.shape[-1]))
+    weights = gaussian_tile_weights(fitted_tile(tile, x_T.shape[-2]), fitted_tile(tile, x_T.shape[-1]))
     guided = motion is not None and strength > 0 and x_T.shape[0] > 1
     batched = motion.batched() if guided else None
     x = x_T.float()

@@ -41,6 +41,16 @@ def tile_grid(height: int, width: int, tile_h: int, tile_w: int, overlap: int) -
     return [(y, x) for x in tile_origins(width, tile_w, overlap) for y in tile_origins(height, tile_h, overlap)]
 
 
+def fitted_tile(tile: int, side: int) -> int:
+    """The tile side used on a latent side: ``tile``, or the side itself rounded down to a multiple of 8
+    (the UNet halves its input three times) when the latent is smaller than a tile."""
+    if side >= tile:
+        return tile
+    if side < 8:
+        raise ValueError(f"a latent side of {side} is too small for the UNet (needs at least 8, i.e. 64 pixels)")
+    return side - side % 8
+
+
 def batched(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -61,7 +71,7 @@ def stitch_tiles(
     and precision do not depend on the batching.
     """
     _, _, h, w = x.shape
-    tile_h, tile_w = min(tile, h), min(tile, w)
+    tile_h, tile_w = fitted_tile(tile, h), fitted_tile(tile, w)
     overlap_h, overlap_w = min(overlap, tile_h - 1), min(overlap, tile_w - 1)
     if weights is None:
         weights = gaussian_tile_weights(tile_h, tile_w)

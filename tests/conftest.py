@@ -13,3 +13,20 @@ def golden_dir() -> pathlib.Path:
     from golden_lib import default_golden_dir
 
     return default_golden_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(golden_dir):
+    """The fixture set's tiny official-format networks, loaded through the real loader."""
+    import torch
+
+    from weights_index import weights_file_with_prefix
+    from mgld_vsr.models.loader import load_component, load_components
+
+    weights = golden_dir / "weights"
+    models = load_components(weights_file_with_prefix(weights, "model.diffusion_model."), ["unet", "lr_encoder", "first_stage"])
+    models["video_vae"] = load_component(weights_file_with_prefix(weights, "decoder."), "video_vae")
+    models["raft"] = load_component(weights_file_with_prefix(weights, "module."), "raft")
+    context_dim = models["unet"].config.context_dim
+    models["context"] = torch.randn(1, 77, context_dim, generator=torch.Generator().manual_seed(7))
+    return models

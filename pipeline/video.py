@@ -1,0 +1,187 @@
+"""Default mode: MGLD-VSR over a whole clip of any length, without the official script's seams.
+
+Differences from the official path (``official.py``), each for a visible reason:
+* overlapping temporal windows blended at every denoising step, so window borders do not jump;
+* the motion guidance acts on the whole clip at once (window seams included) with the paper's
+  frame/flow pairing, and never across a scene cut; windows restart at cuts;
+* exactly N frames out for N in: short shots are padded by mirroring inside a window only;
+* one noise stream for the clip (a CPU generator), so results do not depend on tiling or device;
+* the colour fix runs on whole frames after decoding, not per tile.
+The two halves match the sampler and decoder nodes: :func:`sample_video` and :func:`decode_frames`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Optional
+
+import torch
+
+from .frames import LRPlan
+from .guidance import clip_guidance_step
+from .hooks import Hooks, ProgressCounter
+from .motion import MotionField
+from .official import LATENT_SCALE, color_fix
+from .sampler import predict_eps
+from .schedule import ddpm_step, q_sample_respace, respaced_schedule
+from .tiling import gaussian_tile_weights
+from .windows import plan_windows
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingOptions:
+    steps: int = 50
+    strength: float = 10.0  # motion guidance; 0 disables it
+    seed: int = 0
+    window: int = 5  # frames per temporal window (the model was trained on 5)
+    window_overlap: int = 2
+    tile: int = 64  # latent tile side (8 latent px = 64 image px)
+    tile_overlap: int = 32
+    tiles_per_batch: int = 1
+
+    def validate(self, latent_size: tuple[int, int]) -> None:
+        if not 1 <= int(self.steps) <= 1000:
+            raise ValueError(f"steps must be between 1 and 1000, got {self.steps}")
+        if not (self.strength >= 0 and self.strength < float("inf")):
+            raise ValueError(f"guidance strength must be >= 0, got {self.strength}")
+        if self.window < 2 or not 0 <= self.window_overlap < self.window:
+            raise ValueError(f"window {self.window} with overlap {self.window_overlap}: need window >= 2 and "
+                             f"0 <= overlap < window")
+        if self.tile < 8 or self.tile % 8:
+            raise ValueError(f"latent tile size must be a multiple of 8 (>= 8), got {self.tile}")
+        if not 0 <= self.tile_overlap < self.tile:
+            raise ValueError(f"tile overlap must be in [0, tile size), got {self.tile_overlap}")
+        if self.tile > min(latent_size):
+            raise ValueError(f"latent tile size {self.tile} is larger than the latent grid {latent_size[0]}x{latent_size[1]}; "
+                             f"use a tile of at most {min(latent_size) - min(latent_size) % 8}")
+        if self.tiles_per_batch < 1:
+            raise ValueError("tiles_per_batch must be at least 1")
+
+
+@dataclasses.dataclass
+class VideoLatents:
+    """Sampler output of default mode: clean diffusion latents of every frame on the plan's latent grid."""
+
+    latents: torch.Tensor  # [N, 4, h, w], 0.18215-scaled
+    plan: LRPlan
+    cuts: torch.Tensor  # [N-1] bool
+
+
+def check_frames(frames: torch.Tensor) -> None:
+    if frames.dim() != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected RGB frames [N,H,W,3], got shape {tuple(frames.shape)}")
+    if frames.shape[0] < 1:
+        raise ValueError("the clip has no frames")
+    if frames.dtype != torch.uint8 and not torch.isfinite(frames).all():
+        raise ValueError("the frames contain NaN or infinite values")
+
+
+def encode_lr_latents(first_stage, frames: torch.Tensor, plan: LRPlan, generator: torch.Generator,
+                      chunk: int = 8) -> torch.Tensor:
+    """Scaled LR latents (posterior samples) of every frame, encoded ``chunk`` frames at a time."""
+    device = next(first_stage.parameters()).device
+    dtype = next(first_stage.parameters()).dtype
+    h, w = plan.latent_size
+    draws = torch.randn((frames.shape[0], 4, h, w), generator=generator)  # one draw for the clip: chunking-independent
+    latents = []
+    for start in range(0, frames.shape[0], chunk):
+        posterior = first_stage.encode(plan.prepare(frames[start:start + chunk], device).to(dtype))
+        latents.append(LATENT_SCALE * posterior.sample(noise=draws[start:start + chunk]).float())
+    return torch.cat(latents)
+
+
+def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, unet, lr_encoder, first_stage,
+                 context: torch.Tensor, options: SamplingOptions = SamplingOptions(),
+                 hooks: Optional[Hooks] = None) -> VideoLatents:
+    """Motion-guided sampling of all frames: windows blended per step, guidance over the whole clip."""
+    check_frames(frames)
+    n = frames.shape[0]
+    latent_size = plan.latent_size
+    options.validate(latent_size)
+    if motion.num_frames != n:
+        raise ValueError(f"the flow covers {motion.num_frames} frames but the clip has {n}: "
+                         "compute the flow from the same frames")
+    if tuple(motion.size) != tuple(latent_size):
+        raise ValueError(f"the motion field is {tuple(motion.size)} but the latent grid is {tuple(latent_size)}")
+    schedule = respaced_schedule(options.steps)
+    generator = torch.Generator().manual_seed(int(options.seed))
+    device = next(unet.parameters()).device
+    motion = motion.to(device)
+    lr_latent = encode_lr_latents(first_stage, frames, plan, generator).to(device)
+    x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator).to(device))
+    windows = plan_windows(n, options.window, options.window_overlap, motion.cuts)
+    weights = gaussian_tile_weights(options.tile, options.tile)
+    progress = ProgressCounter(hooks, schedule.steps * len(windows), "sampling")
+    for j in reversed(range(schedule.steps)):
+        t_model = schedule.model_timestep(j)
+        eps_sum = torch.zeros_like(x)
+        weight_sum = torch.zeros(n, device=device)
+        for window in windows:
+            index = torch.tensor(window.frames, device=device)
+            eps = predict_eps(unet, lr_encoder, x[index], lr_latent[index], t_model, context, options.tile,
+                              options.tile_overlap, options.tiles_per_batch, weights, num_frames=len(window.frames))
+            frame_weights = torch.tensor(window.weights, device=device)
+            eps_sum.index_add_(0, index, eps * frame_weights.view(-1, 1, 1, 1))
+            weight_sum.index_add_(0, index, frame_weights)
+            progress.step(x[index])
+        eps = eps_sum / weight_sum.view(-1, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=generator).to(device)
+        x = ddpm_step(schedule, j, x, eps, noise)
+        x, _ = clip_guidance_step(x, schedule, j, motion, options.strength)
+    return VideoLatents(x, plan, motion.cuts.cpu())
+
+
+def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec_w: float = 1.0,
+                  colorfix: str = "adain", overlap: int = 2,
+                  hooks: Optional[Hooks] = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(index, frame [H',W',3] float in [0,1])`` in order, as soon as each frame is final.
+
+    Decoding uses the video VAE's own window length with overlapping windows blended with
+    triangular weights; at most one window of frames is held, so long clips stream.
+    """
+    plan, z = latents.plan, latents.latents
+    n = z.shape[0]
+    if frames.shape[0] != n:
+        raise ValueError(f"{n} latent frames but {frames.shape[0]} LR frames")
+    if tuple(frames.shape[1:3]) != plan.lr_size:
+        raise ValueError(f"LR frames are {tuple(frames.shape[1:3])} but the latents were sampled for {plan.lr_size}")
+    if not 0.0 <= float(dec_w) <= 1.0:
+        raise ValueError(f"CFW fusion weight w must be in [0, 1], got {dec_w}")
+    device = next(video_vae.parameters()).device
+    dtype = next(video_vae.parameters()).dtype
+    window = video_vae.num_frames
+    windows = plan_windows(n, window, min(overlap, window - 1), latents.cuts)
+    progress = ProgressCounter(hooks, len(windows), "decoding")
+    pending: dict[int, list] = {}
+    next_frame = 0
+    for k, win in enumerate(windows):
+        lr = plan.prepare(frames[list(win.frames)], device).to(dtype)
+        _, features = video_vae.encode(lr)
+        decoded = video_vae.decode(z[list(win.frames)].to(device, dtype) / LATENT_SCALE, features, dec_w).float()
+        for pos, (f, wt) in enumerate(zip(win.frames, win.weights)):
+            if wt == 0:
+                continue
+            acc = pending.setdefault(f, [0.0, 0.0, lr[pos]])
+            acc[0] = acc[0] + decoded[pos] * wt
+            acc[1] += wt
+        progress.step()
+        horizon = min(windows[k + 1].frames) if k + 1 < len(windows) else n
+        while next_frame < horizon:
+            total, weight, lr_frame = pending.pop(next_frame)
+            yield next_frame, _finish(total / weight, lr_frame.float(), plan, colorfix)
+            next_frame += 1
+
+
+def _finish(frame: torch.Tensor, lr_frame: torch.Tensor, plan: LRPlan, colorfix: str) -> torch.Tensor:
+    """Colour-fix the whole frame against its LR frame, map to [0, 1], crop the padding away."""
+    h, w = plan.upsampled
+    frame = color_fix(colorfix, frame[None, :, :h, :w], lr_frame[None, :, :h, :w])
+    image = ((frame + 1.0) / 2.0).clamp(0.0, 1.0)
+    if plan.factor > plan.scale:
+        size = (int(h * plan.scale / plan.factor), int(w * plan.scale / plan.factor))
+        image = torch.nn.functional.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    return image[0].permute(1, 2, 0).cpu()
+
+
+def decode_video(latents: VideoLatents, frames: torch.Tensor, video_vae, **kwargs) -> torch.Tensor:
+    """All frames of :func:`decode_frames` as one ``[N,H',W',3]`` float tensor."""
+    return torch.stack([frame for _, frame in decode_frames(latents, frames, video_vae, **kwargs)])

@@ -1,0 +1,172 @@
+"""Default mode: seamless windows, exact frame counts, scene cuts, determinism, early input checks."""
+import pytest
+import torch
+from torch.nn import functional as F
+
+from stub_models import WindowConsistentDenoiser, stub_models
+from mgld_vsr.pipeline.frames import LRPlan
+from mgld_vsr.pipeline.guidance import aligned_warping_loss, clip_guidance_step
+from mgld_vsr.pipeline.motion import ClipFlow, MotionField, clip_flows
+from mgld_vsr.pipeline.official import LATENT_SCALE, official_sample
+from mgld_vsr.pipeline.schedule import respaced_schedule
+from mgld_vsr.pipeline.video import SamplingOptions, decode_video, sample_video
+
+
+def _ramp_clip(n, size):
+    """A still picture whose brightness rises steadily: every frame differs from the last by the same amount."""
+    levels = torch.linspace(40, 200, n)
+    return levels.view(n, 1, 1, 1).expand(n, size, size, 3).to(torch.uint8)
+
+
+def _jumps(latents):
+    return (latents[1:] - latents[:-1]).abs().mean(dim=(1, 2, 3))
+
+
+def _still_flow(n, plan):
+    hf, wf = plan.flow_size
+    zero = torch.zeros(n - 1, 2, hf, wf)
+    return ClipFlow(zero, zero.clone(), zero[:1], zero[:1], plan, torch.zeros(n - 1, dtype=torch.bool), torch.zeros(n - 1))
+
+
+def test_no_jumps_at_window_seams_unlike_official_segments():
+    n = 13
+    frames = _ramp_clip(n, 128)
+    plan = LRPlan.create(128, 128, 4, min_short_side=64)  # 64x64 latent: realistic per-pixel guidance step
+    models = stub_models()
+    true_step = LATENT_SCALE * _jumps(models["first_stage"].encode(plan.prepare(frames)).mean).mean()
+    with torch.no_grad():
+        ours = sample_video(frames, MotionField.still(n, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
+                            options=SamplingOptions(steps=10, strength=10.0)).latents
+        official = official_sample(frames, _still_flow(n, plan), **models, context=torch.zeros(1, 77, 4), steps=10)
+    official = torch.cat([seg[0].samples for seg in official.tiles])[:n]
+    ours_jumps, official_jumps = _jumps(ours), _jumps(official)
+    assert ours_jumps.max() <= 2 * true_step, ours_jumps  # seams included: nothing sticks out
+    seams = [4, 9]  # pairs (4,5) and (9,10) cross the official segment boundaries
+    assert official_jumps[seams].min() >= 4 * true_step, official_jumps
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 13])
+def test_output_has_exactly_the_input_frames(tiny_models, n):
+    frames = (torch.rand(n, 16, 24, 3, generator=torch.Generator().manual_seed(n)) * 255).to(torch.uint8)
+    plan = LRPlan.create(16, 24, 4, min_short_side=64)
+    models = {k: tiny_models[k] for k in ("unet", "lr_encoder", "first_stage")}
+    with torch.no_grad():
+        latents = sample_video(frames, MotionField.still(n, plan.latent_size), plan, **models,
+                               context=tiny_models["context"], options=SamplingOptions(steps=2, tile=8, tile_overlap=4))
+        out = decode_video(latents, frames, tiny_models["video_vae"])
+    assert latents.latents.shape[0] == n
+    assert out.shape == (n, 64, 96, 3)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    if n > 1:  # distinct inputs give distinct outputs: no padded duplicate replaced a real frame
+        assert (out[-1] - out[-2]).abs().max() > 0
+
+
+def test_scene_cut_is_detected_and_nothing_crosses_it(tiny_models):
+    g = torch.Generator().manual_seed(3)
+    shot_a = (torch.rand(1, 3, 16, 16, generator=g) * 0.3).repeat(4, 1, 1, 1)
+    shot_b = (0.7 + torch.rand(1, 3, 16, 16, generator=g) * 0.3).repeat(3, 1, 1, 1)
+    small = torch.cat([shot_a, shot_b])
+    frames = (F.interpolate(small, size=(128, 128), mode="bilinear", align_corners=False).permute(0, 2, 3, 1) * 255).to(torch.uint8)
+    plan = LRPlan.create(128, 128, 4)
+    with torch.no_grad():
+        flow = clip_flows(tiny_models["raft"], frames, plan, cut_threshold=0.5)
+    assert flow.cuts.tolist() == [False, False, False, True, False, False]
+    assert flow.flows_forward.shape == (6, 2, *plan.flow_size)
+
+    # Changing the second shot leaves the first shot's latents bit-identical (windows and guidance stop at the cut).
+    small_plan = LRPlan.create(128, 128, 1, min_short_side=64)
+    motion = flow.motion_for(small_plan)
+    models = stub_models()
+    other = frames.clone()
+    other[4:] = 255 - other[4:]
+    with torch.no_grad():
+        options = SamplingOptions(steps=3, tile=16, tile_overlap=8)
+        a = sample_video(frames, motion, small_plan, **models, context=torch.zeros(1, 77, 4), options=options)
+        b = sample_video(other, motion, small_plan, **models, context=torch.zeros(1, 77, 4), options=options)
+    assert torch.equal(a.latents[:4], b.latents[:4])
+    assert not torch.equal(a.latents[4:], b.latents[4:])
+
+
+def test_guidance_never_pulls_across_a_cut():
+    z = torch.randn(4, 4, 8, 8, requires_grad=True)
+    flows, occ = torch.zeros(3, 2, 8, 8), torch.zeros(3, 1, 8, 8)
+    loss = aligned_warping_loss(z, flows, flows, occ, occ, torch.tensor([1.0, 0.0, 1.0]))
+    (grad,) = torch.autograd.grad(loss, z)
+    z2 = z.detach().clone()
+    z2[2:] += 5.0  # move the second shot far away
+    loss2 = aligned_warping_loss(z2.requires_grad_(True), flows, flows, occ, occ, torch.tensor([1.0, 0.0, 1.0]))
+    (grad2,) = torch.autograd.grad(loss2, z2)
+    assert torch.equal(grad[:2], grad2[:2])
+    motion = MotionField(flows, flows, occ, occ, torch.tensor([False, True, False]))
+    out, _ = clip_guidance_step(z.detach(), respaced_schedule(10), 3, motion, strength=10.0)
+    out2, _ = clip_guidance_step(z2.detach(), respaced_schedule(10), 3, motion, strength=10.0)
+    assert torch.equal(out[:2], out2[:2])
+
+
+def test_guidance_reduces_the_warping_error_of_a_moving_pattern():
+    z = torch.randn(5, 4, 16, 16)
+    flows = torch.zeros(4, 2, 16, 16)
+    flows[:, 0] = 1.0  # frame i+1 is frame i moved by one latent pixel
+    occ = torch.zeros(4, 1, 16, 16)
+    motion = MotionField(-flows, flows, occ, occ, torch.zeros(4, dtype=torch.bool))
+    weights = torch.ones(4)
+    before = aligned_warping_loss(z, -flows, flows, occ, occ, weights)
+    after, _ = clip_guidance_step(z, respaced_schedule(50), 30, motion, strength=10.0)
+    assert aligned_warping_loss(after, -flows, flows, occ, occ, weights) < before
+
+
+def test_same_seed_same_result_and_tile_batching_only_rounds(tiny_models):
+    frames = (torch.rand(6, 32, 48, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    plan = LRPlan.create(32, 48, 4, min_short_side=64)
+    models = {k: tiny_models[k] for k in ("unet", "lr_encoder", "first_stage")}
+    motion = MotionField.still(6, plan.latent_size)
+
+    def run(**opts):
+        with torch.no_grad():
+            return sample_video(frames, motion, plan, **models, context=tiny_models["context"],
+                                options=SamplingOptions(steps=2, tile=8, tile_overlap=4, **opts)).latents
+
+    first = run(seed=5)
+    assert torch.equal(first, run(seed=5))
+    assert not torch.equal(first, run(seed=6))
+    batched = run(seed=5, tiles_per_batch=4)
+    # Same maths; BLAS may pick other kernels for other batch sizes, so only rounding may differ.
+    assert float((batched - first).abs().max() / first.abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(steps=0), "steps must be between 1 and 1000"),
+    (dict(steps=1001), "steps must be between 1 and 1000"),
+    (dict(strength=-1.0), "guidance strength"),
+    (dict(strength=float("nan")), "guidance strength"),
+    (dict(tile=128), "larger than the latent grid"),
+    (dict(tile=12), "multiple of 8"),
+    (dict(window=1), "window"),
+    (dict(window=5, window_overlap=5), "overlap"),
+])
+def test_bad_options_fail_before_any_model_call(change, message):
+    frames = _ramp_clip(5, 64)
+    plan = LRPlan.create(64, 64, 1, min_short_side=64)
+    models = stub_models()
+    WindowConsistentDenoiser.calls = 0
+    with pytest.raises(ValueError, match=message):
+        sample_video(frames, MotionField.still(5, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
+                     options=SamplingOptions(**change))
+    assert WindowConsistentDenoiser.calls == 0
+
+
+def test_bad_inputs_fail_clearly():
+    plan = LRPlan.create(64, 64, 1, min_short_side=64)
+    models = stub_models()
+    frames = _ramp_clip(5, 64)
+    ctx, options = torch.zeros(1, 77, 4), SamplingOptions(tile=8, tile_overlap=4)
+    with pytest.raises(ValueError, match="flow covers 4 frames but the clip has 5"):
+        sample_video(frames, MotionField.still(4, plan.latent_size), plan, **models, context=ctx, options=options)
+    bad = frames.float() / 255
+    bad[2, 3, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        sample_video(bad, MotionField.still(5, plan.latent_size), plan, **models, context=ctx, options=options)
+    with pytest.raises(ValueError, match="motion field is"):
+        sample_video(frames, MotionField.still(5, (4, 4)), plan, **models, context=ctx, options=options)
+    with pytest.raises(ValueError, match="too small"):
+        LRPlan.create(1, 64)
