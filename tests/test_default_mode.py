@@ -170,3 +170,32 @@ def test_bad_inputs_fail_clearly():
         sample_video(frames, MotionField.still(5, (4, 4)), plan, **models, context=ctx, options=options)
     with pytest.raises(ValueError, match="too small"):
         LRPlan.create(1, 64)
+
+
+def test_progress_preview_and_interrupt_hooks():
+    from mgld_vsr.pipeline.hooks import Hooks, Interrupted
+
+    frames = _ramp_clip(7, 64)
+    plan = LRPlan.create(64, 64, 1, min_short_side=64)
+    models, options = stub_models(), SamplingOptions(steps=3, tile=8, tile_overlap=4)
+    seen, previews = [], []
+    hooks = Hooks(progress=lambda done, total, what: seen.append((done, total, what)), preview=previews.append)
+    with torch.no_grad():
+        sample_video(frames, MotionField.still(7, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
+                     options=options, hooks=hooks)
+    windows = 2  # 7 frames, window 5, overlap 2
+    assert seen[-1] == (3 * windows, 3 * windows, "sampling") and len(seen) == 3 * windows
+    assert previews and previews[0].shape[0] == 5
+
+    calls = []
+
+    def stop_after_two():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted("stopped by user")
+
+    WindowConsistentDenoiser.calls = 0
+    with pytest.raises(Interrupted):
+        sample_video(frames, MotionField.still(7, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
+                     options=options, hooks=Hooks(check_interrupt=stop_after_two))
+    assert WindowConsistentDenoiser.calls == 2  # stopped right after the second window, nothing more ran
