@@ -1,0 +1,34 @@
+"""ComfyUI node adapters: thin declarations that translate ComfyUI types into pipeline calls.
+
+Node ids are a public contract (saved workflows refer to them): never rename or reorder widgets.
+"""
+from .decoder import MGLDDecode
+from .flow import MGLDFlow
+from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
+from .metrics import MGLDWarpingError
+from .sampler import MGLDSampler
+from .video import MGLDLoadVideo, MGLDSaveVideo
+
+NODE_CLASS_MAPPINGS = {
+    "MGLDDiffusionModelLoader": MGLDDiffusionModelLoader,
+    "MGLDVideoVAELoader": MGLDVideoVAELoader,
+    "MGLDRAFTLoader": MGLDRAFTLoader,
+    "MGLDLoadVideo": MGLDLoadVideo,
+    "MGLDFlow": MGLDFlow,
+    "MGLDSampler": MGLDSampler,
+    "MGLDDecode": MGLDDecode,
+    "MGLDSaveVideo": MGLDSaveVideo,
+    "MGLDWarpingError": MGLDWarpingError,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MGLDDiffusionModelLoader": "MGLD Diffusion Model Loader",
+    "MGLDVideoVAELoader": "MGLD Video VAE Loader",
+    "MGLDRAFTLoader": "MGLD RAFT Loader",
+    "MGLDLoadVideo": "MGLD Load LR Video",
+    "MGLDFlow": "MGLD Flow + Occlusion",
+    "MGLDSampler": "MGLD Sampler (motion-guided)",
+    "MGLDDecode": "MGLD Temporal CFW Decode",
+    "MGLDSaveVideo": "MGLD Save Video",
+    "MGLDWarpingError": "MGLD Warping Error",
+}

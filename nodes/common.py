@@ -1,0 +1,60 @@
+"""Small helpers shared by the node adapters: precision choice and moving models for a stage."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .. import host
+
+PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+CATEGORY = "MGLD-VSR"
+
+
+def weight_dtype(choice: str, device: torch.device) -> torch.dtype:
+    """``auto``: fp16 on CUDA/MPS (bf16 where CUDA supports it), fp32 on CPU."""
+    if choice == "fp32":
+        return torch.float32
+    if choice == "fp16":
+        return torch.float16
+    if choice == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+@contextlib.contextmanager
+def on_compute_device(*modules):
+    """Keep models on the compute device only while a stage runs, then give the memory back."""
+    device, offload = host.compute_device(), host.offload_device()
+    modules = [m for m in modules if m is not None]
+    for m in modules:
+        m.to(device)
+    try:
+        yield device
+    finally:
+        if offload != device:
+            for m in modules:
+                m.to(offload)
+            host.free_memory()
+
+
+def image_to_frames(images: torch.Tensor) -> torch.Tensor:
+    """ComfyUI IMAGE ``[N,H,W,C]`` float in [0,1] -> RGB float frames; grayscale and alpha handled."""
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4:
+        raise ValueError(f"expected an IMAGE batch [N,H,W,C], got shape {tuple(images.shape)}")
+    channels = images.shape[-1]
+    if channels == 1:
+        images = images.expand(*images.shape[:-1], 3)
+    elif channels == 4:
+        images = images[..., :3]
+    elif channels != 3:
+        raise ValueError(f"IMAGE has {channels} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
+    if images.shape[0] == 0:
+        raise ValueError("the IMAGE batch is empty: no frames to process")
+    return images.float().clamp(0, 1).cpu()

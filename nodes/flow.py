@@ -1,0 +1,61 @@
+"""Flow + occlusion node: RAFT between neighbouring LR frames, consistency masks, scene cuts, previews."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import host
+from ..pipeline.frames import LRPlan
+from ..pipeline.motion import clip_flows
+from .common import CATEGORY, image_to_frames, on_compute_device
+
+FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
+
+
+def flow_to_colour(flow: torch.Tensor) -> torch.Tensor:
+    """``[N,2,H,W]`` flows -> ``[N,H,W,3]`` colour-wheel images (hue = direction, saturation = speed)."""
+    u, v = flow[:, 0], flow[:, 1]
+    magnitude = torch.sqrt(u * u + v * v)
+    scale = magnitude.flatten(1).amax(dim=1).clamp(min=1e-6).view(-1, 1, 1)
+    hue = (torch.atan2(-v, -u) / math.pi + 1) / 2 * 6  # 0..6
+    sat = (magnitude / scale).clamp(0, 1)
+    k = lambda n: (n + hue) % 6  # noqa: E731
+    channel = lambda n: 1 - sat * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)  # noqa: E731
+    return torch.stack([channel(5), channel(3), channel(1)], dim=-1).clamp(0, 1)
+
+
+class MGLDFlow:
+    DESCRIPTION = ("Optical flow (RAFT) between neighbouring LR frames in both directions, forward-backward occlusion "
+                   "masks and scene cuts, for the motion guidance. Computed once: changing sampler settings reuses it.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MGLD_FLOW", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("flow", "flow_preview", "occlusion_preview")
+    OUTPUT_TOOLTIPS = ("Flows, occlusion and scene cuts of the clip.",
+                       "Colour-wheel view of the flow from each frame to the next (hue = direction).",
+                       "Occlusion masks (white = occluded: not guided).")
+    FUNCTION = "compute"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "raft": ("MGLD_RAFT", {"tooltip": "From the MGLD RAFT loader."}),
+            "frames": ("IMAGE", {"tooltip": "The LR video frames (the same frames the sampler gets)."}),
+            "scene_cut_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                              "tooltip": "Colour-histogram jump between neighbouring frames above which a "
+                                                         "scene cut is marked (no guidance or window across it). 1 disables."}),
+        }}
+
+    def compute(self, raft, frames, scene_cut_threshold):
+        frames = image_to_frames(frames)
+        plan = LRPlan.create(frames.shape[1], frames.shape[2], FLOW_PLAN_SCALE)
+        threshold = float("inf") if scene_cut_threshold >= 1.0 else scene_cut_threshold
+        with torch.no_grad(), on_compute_device(raft):
+            flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks()).to("cpu")
+        if flow.num_frames < 2:
+            h, w = plan.flow_size
+            blank = torch.zeros(1, h, w, 3)
+            return flow, blank, blank
+        motion = flow.motion_for(plan)
+        occlusion = torch.maximum(motion.fwd_occ, motion.bwd_occ)[:, 0, :, :, None].expand(-1, -1, -1, 3)
+        return flow, flow_to_colour(flow.flows_backward), occlusion.contiguous()

@@ -1,0 +1,81 @@
+"""Loader nodes: the three official weight files from ``ComfyUI/models/mgld``."""
+from __future__ import annotations
+
+from .. import host
+from ..models.bundle import load_diffusion
+from ..models.loader import load_component
+from .common import CATEGORY, PRECISIONS, weight_dtype
+
+
+def _files(expected: str) -> tuple[list[str], dict]:
+    """Files of models/mgld, with the official name as the default when it is there."""
+    files = host.list_models()
+    if not files:
+        files = [expected]  # shows which file is expected; loading it explains where to put it
+    default = expected if expected in files else next((f for f in files if expected.split(".")[0] in f), files[0])
+    return files, {"default": default}
+
+
+class MGLDDiffusionModelLoader:
+    DESCRIPTION = ("Loads mgldvsr_unet.ckpt (or its converted .unet.safetensors): the MGLD UNet, the time-aware LR "
+                   "encoder and the SD VAE encoder. The empty-prompt text condition is computed once here.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MGLD_DIFFUSION",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The diffusion networks, for the MGLD sampler.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "ckpt_name": (_files("mgldvsr_unet.ckpt")[0], {**_files("mgldvsr_unet.ckpt")[1],
+                          "tooltip": "mgldvsr_unet.ckpt from the official release (or its .unet.safetensors), in models/mgld."}),
+            "precision": (PRECISIONS, {"default": "auto", "tooltip": "Weight precision. auto: fp16/bf16 on GPUs, fp32 on CPU."}),
+        }}
+
+    def load(self, ckpt_name, precision):
+        path = host.model_path(ckpt_name)
+        return (load_diffusion(path, dtype=weight_dtype(precision, host.compute_device()), device=host.offload_device()),)
+
+
+class MGLDVideoVAELoader:
+    DESCRIPTION = "Loads video_vae_cfw.ckpt: the temporal decoder with controllable feature warping (CFW)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MGLD_VIDEO_VAE",)
+    RETURN_NAMES = ("video_vae",)
+    OUTPUT_TOOLTIPS = ("The temporal CFW video VAE, for the MGLD decoder.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "vae_name": (_files("video_vae_cfw.ckpt")[0], {**_files("video_vae_cfw.ckpt")[1],
+                         "tooltip": "video_vae_cfw.ckpt from the official release, in models/mgld."}),
+            "precision": (PRECISIONS, {"default": "auto", "tooltip": "Weight precision. auto: fp16/bf16 on GPUs, fp32 on CPU."}),
+        }}
+
+    def load(self, vae_name, precision):
+        path = host.model_path(vae_name)
+        dtype = weight_dtype(precision, host.compute_device())
+        return (load_component(path, "video_vae", dtype=dtype, device=host.offload_device()),)
+
+
+class MGLDRAFTLoader:
+    DESCRIPTION = ("Loads RAFT optical flow from raft-things.pth. Choosing mgldvsr_unet.ckpt instead uses the RAFT "
+                   "weights stored inside it, which is what the official script ends up using.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MGLD_RAFT",)
+    RETURN_NAMES = ("raft",)
+    OUTPUT_TOOLTIPS = ("RAFT, for the flow + occlusion node.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "raft_name": (_files("raft-things.pth")[0], {**_files("raft-things.pth")[1],
+                          "tooltip": "raft-things.pth (original RAFT release), in models/mgld."}),
+        }}
+
+    def load(self, raft_name):
+        # RAFT stays in fp32: its correlation lookups are sensitive and it is small (5 M parameters).
+        return (load_component(host.model_path(raft_name), "raft", device=host.offload_device()),)

@@ -1,0 +1,81 @@
+"""Sampler node: motion-guided temporal diffusion of the whole clip -> LATENT."""
+from __future__ import annotations
+
+import torch
+
+from .. import host
+from ..pipeline.frames import LRPlan
+from ..pipeline.official import official_sample
+from ..pipeline.video import SamplingOptions, sample_video
+from .common import CATEGORY, image_to_frames, on_compute_device
+
+MODES = ["default", "official"]
+
+
+class MGLDSampler:
+    DESCRIPTION = ("MGLD-VSR sampling: a respaced DDPM with the temporal SD2.1 UNet conditioned on the LR video, with "
+                   "a motion-guidance step after every denoising step. 'default' blends overlapping windows and guides "
+                   "across them; 'official' reproduces the official script (disjoint 5-frame segments).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("Clean latents of every frame (SD2.1 latent space), for the MGLD decoder.",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MGLD_DIFFUSION", {"tooltip": "From the MGLD diffusion model loader."}),
+            "frames": ("IMAGE", {"tooltip": "The LR video frames."}),
+            "flow": ("MGLD_FLOW", {"tooltip": "From the MGLD flow + occlusion node, computed on the same frames."}),
+            "steps": ("INT", {"default": 50, "min": 1, "max": 1000,
+                              "tooltip": "DDPM steps (respaced from 1000). The paper uses 50."}),
+            "guidance_strength": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 100.0, "step": 0.5,
+                                            "tooltip": "Motion guidance strength (official 10). 0 turns guidance off."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                             "tooltip": "Noise seed: the same seed and inputs give the same video on any device."}),
+            "scale": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 8.0, "step": 0.5,
+                                "tooltip": "Upscale factor (the model is trained for x4). Short LR sides are upsampled "
+                                           "to at least 512 px internally and shrunk back."}),
+            "mode": (MODES, {"default": "default", "tooltip": "default: seamless overlapping windows, scene cuts, exact "
+                                                              "frame count. official: the official script's numbers."}),
+            "window": ("INT", {"default": 5, "min": 2, "max": 16,
+                               "tooltip": "Frames per temporal window (the model was trained on 5). default mode only."}),
+            "window_overlap": ("INT", {"default": 2, "min": 0, "max": 15,
+                                       "tooltip": "Frames shared by neighbouring windows, blended every step. default mode only."}),
+            "tile_size": ("INT", {"default": 64, "min": 8, "max": 256, "step": 8,
+                                  "tooltip": "Latent tile side (x8 pixels); any resolution is covered by Gaussian-blended tiles."}),
+            "tile_overlap": ("INT", {"default": 32, "min": 0, "max": 248, "step": 8,
+                                     "tooltip": "Latent overlap between neighbouring tiles."}),
+        }}
+
+    def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, mode, window, window_overlap,
+               tile_size, tile_overlap):
+        frames = image_to_frames(frames)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if flow.num_frames != frames.shape[0]:
+            raise ValueError(f"the flow was computed on {flow.num_frames} frames but the sampler got {frames.shape[0]}: "
+                             "connect the same frames to the flow node and the sampler")
+        if tuple(frames.shape[1:3]) != flow.plan.lr_size:
+            raise ValueError(f"the flow was computed on {flow.plan.lr_size[0]}x{flow.plan.lr_size[1]} frames but the "
+                             f"sampler got {frames.shape[1]}x{frames.shape[2]}")
+        context = model.require_context()
+        hooks = host.hooks()
+        with torch.no_grad(), on_compute_device(model.unet, model.lr_encoder, model.first_stage):
+            if mode == "official":
+                if float(scale) != flow.plan.scale:
+                    raise ValueError(f"official mode upsamples x{flow.plan.scale:g} like the official script; set scale to "
+                                     f"{flow.plan.scale:g} or use the default mode")
+                result = official_sample(frames, flow, **model.networks(), context=context, steps=steps,
+                                         strength=guidance_strength, seed=seed, tile_overlap=tile_overlap, hooks=hooks)
+                samples = torch.cat([seg[0].samples for seg in result.tiles])[: frames.shape[0]].cpu()
+            else:
+                plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
+                options = SamplingOptions(steps=steps, strength=guidance_strength, seed=seed, window=window,
+                                          window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap)
+                result = sample_video(frames, flow.motion_for(plan), plan, **model.networks(), context=context,
+                                      options=options, hooks=hooks)
+                result.latents = result.latents.cpu()
+                samples = result.latents
+        return ({"samples": samples, "mgld": result},)

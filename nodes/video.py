@@ -1,0 +1,117 @@
+"""Video file nodes: load an LR video (frames, exact fps, audio) and save the result (codec, quality, audio)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import torch
+
+from .. import host
+from ..pipeline import video_io
+from .common import CATEGORY, image_to_frames
+
+SAMPLE_CLIP = "sample_lr.mp4"
+CODECS = ["h264", "h265", "prores", "ffv1", "png"]
+PIXEL_FORMATS = ["auto", "yuv420p", "yuv420p10le", "yuv444p", "yuv444p10le", "yuv422p10le", "rgb24"]
+
+
+class MGLDLoadVideo:
+    DESCRIPTION = ("Loads an LR video (mp4, mkv, mov, webm, avi, gif, or a folder/glob of images) with its exact frame "
+                   "rate and audio. Only the requested frames are decoded.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "INT")
+    RETURN_NAMES = ("frames", "fps", "audio", "frame_count")
+    OUTPUT_TOOLTIPS = ("The selected frames (RGB).", "Frame rate of the selected frames (source rate / every_nth).",
+                       "The audio under the selected frames (None when the file has none).", "Number of frames loaded.")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "video": (sorted(set(host.list_input_videos()) | {SAMPLE_CLIP}), {"video_upload": True,
+                      "tooltip": "A video in ComfyUI's input folder (upload one with the button), or a path to a file, "
+                                 "folder of images or glob pattern."}),
+            "start_frame": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": "First frame to load (0-based)."}),
+            "frame_count": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": "How many frames to load; 0 = to the end."}),
+            "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip": "Keep every n-th frame (fps is divided by n)."}),
+            "force_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001,
+                                    "tooltip": "Override the frame rate (0 = keep the file's exact rate)."}),
+        }}
+
+    @staticmethod
+    def _resolve(video):
+        path = host.input_path(video)
+        if not os.path.exists(path) and (os.path.isabs(video) or any(c in video for c in "*?[")):
+            path = video
+        if not os.path.exists(path) and video == SAMPLE_CLIP:  # the shipped sample, until copied to input/
+            path = os.path.join(host.PACK_ROOT, "examples", SAMPLE_CLIP)
+        return path
+
+    @classmethod
+    def IS_CHANGED(cls, video, **_):
+        """Re-run only when the file changes (ComfyUI caches the result otherwise)."""
+        path = cls._resolve(video)
+        if not os.path.isfile(path):
+            return video
+        stat = os.stat(path)
+        return hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+
+    def load(self, video, start_frame, frame_count, every_nth, force_fps):
+        clip = video_io.read_video(self._resolve(video), start=start_frame, count=frame_count, every=every_nth,
+                                   force_fps=force_fps)
+        frames = clip.frames.float() / 255.0
+        return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
+
+
+def _next_output_path(prefix: str, suffix: str) -> tuple[str, str, str]:
+    """``(full path, subfolder, filename)`` for ``prefix_00001.suffix`` in the output folder, never overwriting."""
+    out_root = host.output_dir()
+    prefix = prefix.replace("\\", "/").strip("/") or "MGLD"
+    subfolder, base = os.path.split(prefix)
+    folder = os.path.abspath(os.path.join(out_root, subfolder))
+    if os.path.commonpath([folder, os.path.abspath(out_root)]) != os.path.abspath(out_root):
+        raise ValueError(f"filename_prefix {prefix!r} points outside the output folder")
+    os.makedirs(folder, exist_ok=True)
+    pattern = re.compile(re.escape(base) + r"_(\d{5})")
+    taken = [int(m.group(1)) for f in os.listdir(folder) if (m := pattern.match(f))]
+    name = f"{base}_{max(taken, default=0) + 1:05d}{suffix}"
+    return os.path.join(folder, name), subfolder, name
+
+
+class MGLDSaveVideo:
+    DESCRIPTION = ("Saves frames as a video in ComfyUI's output folder with the exact frame rate and the audio muxed "
+                   "and trimmed to the video. Written to a temporary name and renamed when complete.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Path of the written file (or folder, for png).",)
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "Frames to encode."}),
+                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": 1000.0, "forceInput": True,
+                                  "tooltip": "Frame rate (connect the loader's fps; 29.97 etc. are kept exact)."}),
+                "filename_prefix": ("STRING", {"default": "MGLD/mgld_vsr", "tooltip": "Output name; folders allowed."}),
+                "codec": (CODECS, {"default": "h264", "tooltip": "h264/h265 (mp4), prores (mov), ffv1 lossless (mkv), "
+                                                                  "or a png sequence folder."}),
+                "crf": ("INT", {"default": 19, "min": 0, "max": 51, "tooltip": "h264/h265 quality: lower is better (0 = lossless)."}),
+                "pixel_format": (PIXEL_FORMATS, {"default": "auto", "tooltip": "auto: yuv420p (h264/h265), yuv422p10le "
+                                                                               "(prores), exact RGB (ffv1). 10le = 10-bit."}),
+            },
+            "optional": {"audio": ("AUDIO", {"tooltip": "Audio to mux (trimmed to the video length)."})},
+        }
+
+    def save(self, frames, fps, filename_prefix, codec, crf, pixel_format, audio=None):
+        frames = image_to_frames(frames)
+        suffix = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "png": ""}[codec]
+        path, subfolder, name = _next_output_path(filename_prefix, suffix)
+        uint8 = (frames * 255.0).round().to(torch.uint8)
+        written = video_io.write_video(path, uint8, fps, audio=video_io.audio_from_comfy(audio), codec=codec, crf=crf,
+                                       pixel_format=None if pixel_format == "auto" else pixel_format)
+        preview = [{"filename": name, "subfolder": subfolder, "type": "output", "format": f"video/{suffix.lstrip('.')}"}]
+        return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written,)}

@@ -1,0 +1,187 @@
+"""The ComfyUI node classes, shipped workflows and headless runner, without ComfyUI (as CI runs them)."""
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+from fractions import Fraction
+
+import pytest
+import torch
+
+import mgld_vsr
+from golden_lib import REPO_ROOT, default_golden_dir
+from mgld_vsr import headless
+from mgld_vsr.pipeline import video_io
+
+NODES = mgld_vsr.NODE_CLASS_MAPPINGS
+WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+sys.path.insert(0, str(REPO_ROOT / "workflows"))
+from build_workflows import CORE_NODES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mgld")
+    golden = default_golden_dir()
+    subprocess.run([sys.executable, str(golden.parent / "make_release.py"), str(folder), "--golden-dir", str(golden)],
+                   check=True, stdout=subprocess.DEVNULL)
+    (folder / "mgldvsr_unet.yaml").write_text((golden / "weights" / "tiny_mgldvsr.yaml").read_text())
+    old = {k: os.environ.get(k) for k in ("MGLD_MODELS_DIR", "MGLD_HOME")}
+    os.environ["MGLD_MODELS_DIR"] = str(folder)
+    os.environ["MGLD_HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield folder
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """4 frames 32x32 of a sliding texture at 24000/1001 fps with a 1 kHz tone."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 12, generator=g), size=(32, 44), mode="bicubic").clamp(0, 1)
+    frames = torch.stack([base[0, :, :, 2 * i:2 * i + 32].permute(1, 2, 0) for i in range(4)])
+    t = torch.arange(48000) / 48000
+    audio = video_io.AudioTrack((0.5 * torch.sin(2 * math.pi * 1000 * t))[None], 48000)
+    path = tmp_path_factory.mktemp("clip") / "lr.mkv"
+    video_io.write_video(path, (frames * 255).to(torch.uint8), Fraction(24000, 1001), audio=audio, codec="ffv1")
+    return path
+
+
+def _dominant_hz(audio: dict) -> float:
+    wave = audio["waveform"][0, 0]
+    spectrum = torch.fft.rfft(wave).abs()
+    return float(spectrum.argmax()) * audio["sample_rate"] / wave.shape[-1]
+
+
+def test_every_node_is_documented():
+    for name, cls in NODES.items():
+        assert cls.DESCRIPTION and cls.CATEGORY == "MGLD-VSR", name
+        assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), name
+        for input_name, kind, options, _ in headless.input_specs(cls):
+            assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+    assert all(name.startswith("MGLD") for name in NODES)
+
+
+def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
+    diffusion, = NODES["MGLDDiffusionModelLoader"]().load("mgldvsr_unet.ckpt", "auto")
+    vae, = NODES["MGLDVideoVAELoader"]().load("video_vae_cfw.ckpt", "auto")
+    raft, = NODES["MGLDRAFTLoader"]().load("raft-things.pth")
+    frames, fps, audio, count = NODES["MGLDLoadVideo"]().load(str(clip), 0, 0, 1, 0.0)
+    assert count == 4 and frames.shape == (4, 32, 32, 3)
+    assert Fraction(fps).limit_denominator(1001) == Fraction(24000, 1001)
+    assert abs(_dominant_hz(audio) - 1000) < 10
+    flow, flow_preview, occlusion_preview = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
+    assert flow.num_frames == 4 and flow_preview.shape[0] == 3 and occlusion_preview.shape[-1] == 3
+    latent, = NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 0, 4.0, "default", 5, 2, 64, 32)
+    assert latent["samples"].shape[0] == 4
+    images, = NODES["MGLDDecode"]().decode(vae, latent, frames, 1.0, "adain")
+    assert images.shape == (4, 128, 128, 3)
+    error, plot = NODES["MGLDWarpingError"]().measure(images, flow, images.flip(0))
+    assert math.isfinite(error) and plot.shape[0] == 1
+    result = NODES["MGLDSaveVideo"]().save(images, fps, "MGLD/test", "h264", 19, "auto", audio)
+    path = result["result"][0]
+    assert result["ui"]["images"][0]["filename"] == os.path.basename(path)
+    back = video_io.read_video(path)
+    assert back.frames.shape == (4, 128, 128, 3) and back.fps == Fraction(24000, 1001)
+    assert back.audio is not None and back.audio.duration <= 4 * 1001 / 24000 + 0.03  # trimmed to the video
+    assert not [f for f in os.listdir(os.path.dirname(path)) if "partial" in f]
+
+    with pytest.raises(ValueError, match="flow was computed on 4 frames"):
+        NODES["MGLDSampler"]().sample(diffusion, frames[:3], flow, 2, 10.0, 0, 4.0, "default", 5, 2, 64, 32)
+    with pytest.raises(ValueError, match="does not come from the MGLD sampler"):
+        NODES["MGLDDecode"]().decode(vae, {"samples": latent["samples"]}, frames, 1.0, "adain")
+    with pytest.raises(ValueError, match="official mode upsamples x4"):
+        NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 0, 2.0, "official", 5, 2, 64, 32)
+
+
+def test_grayscale_and_alpha_frames_are_accepted():
+    from mgld_vsr.nodes.common import image_to_frames
+
+    assert image_to_frames(torch.rand(2, 8, 8, 1)).shape == (2, 8, 8, 3)
+    assert image_to_frames(torch.rand(2, 8, 8, 4)).shape == (2, 8, 8, 3)
+    with pytest.raises(ValueError, match="empty"):
+        image_to_frames(torch.rand(0, 8, 8, 3))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_workflow_matches_node_definitions(path):
+    data = json.loads(path.read_text())
+    assert (REPO_ROOT / "example_workflows" / path.name).read_text() == path.read_text()
+    nodes = {n["id"]: n for n in data["nodes"]}
+    output_types = {}
+    for node in data["nodes"]:
+        kind = node["type"]
+        assert kind in NODES or kind in CORE_NODES, f"unknown node type {kind}"
+        if kind in NODES:
+            layout = headless.widget_layout(NODES[kind])
+            values = node["widgets_values"]
+            assert len(values) == len(layout), f"{kind}: {len(values)} widget values, expects {len(layout)}"
+            for (name, widget_kind, options), value in zip(layout, values):
+                if isinstance(widget_kind, (list, tuple)) and name not in ("ckpt_name", "vae_name", "raft_name", "video"):
+                    assert value in widget_kind, f"{kind}.{name}={value!r} not in {widget_kind}"
+                elif widget_kind in ("INT", "FLOAT"):
+                    assert isinstance(value, (int, float)) and options.get("min", value) <= value <= options.get("max", value)
+                elif widget_kind == "CONTROL":
+                    assert value in headless.CONTROL_VALUES
+            types = list(NODES[kind].RETURN_TYPES)
+            inputs = {n: (k if isinstance(k, str) else "COMBO") for n, k, _, _ in headless.input_specs(NODES[kind])}
+        else:
+            assert len(node["widgets_values"]) == len(CORE_NODES[kind]["widgets"])
+            types = [t for _, t in CORE_NODES[kind]["outputs"]]
+            inputs = {n: t for n, t, _ in CORE_NODES[kind]["inputs"]}
+        output_types[node["id"]] = types
+        for slot in node["inputs"]:
+            assert slot["name"] in inputs and slot["type"] == inputs[slot["name"]]
+    for link_id, source, source_slot, target, target_slot, link_type in data["links"]:
+        assert output_types[source][source_slot] == link_type
+        assert nodes[target]["inputs"][target_slot]["type"] == link_type
+        assert nodes[target]["inputs"][target_slot]["link"] == link_id
+    for node in data["nodes"]:  # every required socket is connected
+        if node["type"] in NODES:
+            specs = headless.input_specs(NODES[node["type"]])
+            connected = {s["name"] for s in node["inputs"] if s["link"] is not None}
+            for name, kind, options, required in specs:
+                if required and not headless.is_widget(kind, options):
+                    assert name in connected, f"{node['type']}.{name} is not connected"
+
+
+def test_headless_runner_caches_like_comfyui(models_dir, clip):
+    workflow = headless.load_workflow(str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json"))
+    api = headless.to_api(workflow, NODES)
+    next(n for n in api.values() if n["class_type"] == "MGLDLoadVideo")["inputs"]["video"] = str(clip)
+    headless.apply_overrides(api, NODES, ["MGLDSampler.steps=2"])
+    runner = headless.Runner(NODES)
+    results = runner.run(api)
+    assert len(runner.executed) == len(api)
+    saved = next(results[i][0] for i, n in api.items() if n["class_type"] == "MGLDSaveVideo")
+    assert video_io.read_video(saved).frames.shape[0] == 4  # a playable video
+    by_type = {i: n["class_type"] for i, n in api.items()}
+    headless.apply_overrides(api, NODES, ["MGLDSampler.guidance_strength=5"])
+    runner.run(api)
+    assert sorted(by_type[i] for i in runner.executed) == ["MGLDDecode", "MGLDSampler", "MGLDSaveVideo"]
+    runner.run(api)
+    assert runner.executed == []
+
+
+def test_runner_says_which_weights_are_missing(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "run_workflow.py"), str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json"),
+                          "--models", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    for name in ("mgldvsr_unet.ckpt", "video_vae_cfw.ckpt", "raft-things.pth", str(tmp_path)):
+        assert name in out.stderr
+
+
+def test_runner_rejects_bad_overrides():
+    api = headless.to_api(headless.load_workflow(str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json")), NODES)
+    with pytest.raises(headless.WorkflowError, match="no input 'strength'"):
+        headless.apply_overrides(api, NODES, ["MGLDSampler.strength=3"])
+    with pytest.raises(headless.WorkflowError, match="choose one of"):
+        headless.apply_overrides(api, NODES, ["MGLDSampler.mode=fast"])
+    headless.apply_overrides(api, NODES, ["MGLDSampler.steps=5000"])
+    with pytest.raises(headless.WorkflowError, match="outside"):
+        headless.Runner(NODES).run(api)

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Build the shipped UI-format workflows from the node definitions, so widget order never drifts.
+
+    python workflows/build_workflows.py      # rewrites workflows/*.json and example_workflows/*.json
+"""
+import json
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from standalone import load_pack  # noqa: E402
+
+SAMPLE = "sample_lr.mp4"
+
+#: Core ComfyUI nodes used by the advanced workflow: inputs (name, type, widget?) and outputs, as in ComfyUI 0.3.6x.
+CORE_NODES = {
+    "PreviewImage": {"inputs": [("images", "IMAGE", False)], "outputs": [], "widgets": []},
+    "LoadVideo": {"inputs": [], "outputs": [("VIDEO", "VIDEO")], "widgets": [SAMPLE, "image"]},
+    "GetVideoComponents": {"inputs": [("video", "VIDEO", False)],
+                           "outputs": [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")], "widgets": []},
+    "CreateVideo": {"inputs": [("images", "IMAGE", False), ("fps", "FLOAT", True), ("audio", "AUDIO", False)],
+                    "outputs": [("VIDEO", "VIDEO")], "widgets": [30.0]},
+    "SaveVideo": {"inputs": [("video", "VIDEO", False)], "outputs": [], "widgets": ["MGLD/advanced", "auto", "auto"]},
+}
+
+
+def default_widgets(cls, overrides):
+    from mgld_vsr.headless import widget_layout
+
+    values = []
+    for name, kind, options in widget_layout(cls):
+        if name == "<control>":
+            values.append("fixed")
+        elif name == "<upload>":
+            values.append("image")
+        elif name in overrides:
+            values.append(overrides[name])
+        elif isinstance(kind, (list, tuple)):
+            values.append(options.get("default", kind[0] if kind else ""))
+        else:
+            values.append(options.get("default", 0))
+    return values
+
+
+class Graph:
+    def __init__(self, classes):
+        self.classes, self.nodes, self.links = classes, {}, []
+
+    def add(self, node_id, kind, pos, widgets=None, links=None, title=None, size=(320, 200)):
+        widgets, links = widgets or {}, links or {}
+        if kind in self.classes:
+            cls = self.classes[kind]
+            from mgld_vsr.headless import input_specs, is_widget
+
+            sockets = [(n, k if isinstance(k, str) else "COMBO", is_widget(k, o))
+                       for n, k, o, _ in input_specs(cls)]
+            outputs = list(zip(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES), cls.RETURN_TYPES))
+            values = default_widgets(cls, widgets)
+        else:
+            spec = CORE_NODES[kind]
+            sockets, outputs = spec["inputs"], spec["outputs"]
+            values = [widgets.get(i, v) for i, v in enumerate(spec["widgets"])]
+        inputs = []
+        for name, type_, widget in sockets:
+            if widget and name not in links:
+                continue
+            entry = {"name": name, "type": type_, "link": None}
+            if widget:
+                entry["widget"] = {"name": name}
+            if name in links:
+                source, slot = links[name]
+                link_id = len(self.links) + 1
+                self.links.append([link_id, source, slot, node_id, len(inputs), type_])
+                self.nodes[source]["outputs"][slot]["links"].append(link_id)
+                entry["link"] = link_id
+            inputs.append(entry)
+        self.nodes[node_id] = {
+            "id": node_id, "type": kind, "pos": list(pos), "size": list(size), "flags": {}, "order": len(self.nodes),
+            "mode": 0, "inputs": inputs,
+            "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outputs)],
+            "properties": {"Node name for S&R": kind}, "widgets_values": values,
+        }
+        if title:
+            self.nodes[node_id]["title"] = title
+
+    def to_json(self):
+        return {"last_node_id": max(self.nodes), "last_link_id": len(self.links), "nodes": list(self.nodes.values()),
+                "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+                "version": 0.4}
+
+
+def basic(classes):
+    g = Graph(classes)
+    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
+    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
+    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
+    g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
+    g.add(5, "MGLDFlow", (440, 340), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
+    g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
+    g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)}, size=(320, 220))
+    return g.to_json()
+
+
+def advanced(classes):
+    g = Graph(classes)
+    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
+    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
+    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
+    g.add(4, "LoadVideo", (40, 470), {0: SAMPLE}, size=(340, 300))
+    g.add(5, "GetVideoComponents", (40, 820), links={"video": (4, 0)}, size=(240, 90))
+    g.add(6, "MGLDFlow", (440, 520), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 120))
+    g.add(7, "PreviewImage", (440, 700), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 260))
+    g.add(8, "PreviewImage", (780, 700), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 260))
+    g.add(9, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
+          title="Sampler: guidance 10 (official strength)", size=(340, 360))
+    g.add(10, "MGLDSampler", (800, 40), {"guidance_strength": 0.0}, links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
+          title="Sampler: no guidance", size=(340, 360))
+    g.add(11, "MGLDDecode", (1180, 40), links={"video_vae": (2, 0), "latent": (9, 0), "frames": (5, 0)}, size=(320, 150))
+    g.add(12, "MGLDDecode", (1180, 230), links={"video_vae": (2, 0), "latent": (10, 0), "frames": (5, 0)}, size=(320, 150))
+    g.add(13, "MGLDWarpingError", (1540, 40), links={"frames": (11, 0), "flow": (6, 0), "frames_b": (12, 0)}, size=(300, 110))
+    g.add(14, "PreviewImage", (1540, 200), links={"images": (13, 1)}, title="Warping error (red: guided, blue: unguided)",
+          size=(360, 300))
+    g.add(15, "CreateVideo", (1180, 440), links={"images": (11, 0), "fps": (5, 2), "audio": (5, 1)}, size=(280, 100))
+    g.add(16, "SaveVideo", (1180, 590), links={"video": (15, 0)}, size=(320, 300))
+    return g.to_json()
+
+
+def main():
+    pack = load_pack()
+    for name, build in (("mgld_vsr_basic.json", basic), ("mgld_vsr_advanced.json", advanced)):
+        text = json.dumps(build(pack.NODE_CLASS_MAPPINGS), indent=1) + "\n"
+        for folder in (HERE, ROOT / "example_workflows"):
+            folder.mkdir(exist_ok=True)
+            (folder / name).write_text(text)
+            print(folder / name)
+
+
+if __name__ == "__main__":
+    main()
