@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+import torch
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 
@@ -165,7 +167,8 @@ class Runner:
             if cached is not None and cached[1] == signature:
                 results[node_id] = cached[0]
             else:
-                output = getattr(cls(), cls.FUNCTION)(**kwargs)
+                with torch.inference_mode():  # as ComfyUI executes nodes
+                    output = getattr(cls(), cls.FUNCTION)(**kwargs)
                 if isinstance(output, dict):
                     output = output.get("result", ())
                 results[node_id] = tuple(output)

@@ -41,21 +41,25 @@ class VAEGroupNorm(nn.GroupNorm):
 
 
 class ResnetBlock(nn.Module):
-    """VAE residual block without time embedding: norm-swish-conv twice, 1x1 ``nin_shortcut`` if widths differ."""
+    """VAE residual block without time embedding: norm-swish-conv twice, a 1x1 skip conv if widths differ.
 
-    def __init__(self, in_channels: int, out_channels: int):
+    The skip conv is ``nin_shortcut`` in the VAE and ``conv_out`` in the CFW blocks (``skip_name``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, skip_name: str = "nin_shortcut"):
         super().__init__()
         self.norm1 = VAEGroupNorm(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = VAEGroupNorm(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+        self.skip_name = skip_name
+        setattr(self, skip_name, nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.conv2(F.silu(self.norm2(h)))
-        skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
-        return skip + h
+        skip = getattr(self, self.skip_name)
+        return (x if skip is None else skip(x)) + h
 
 
 class SpatialSelfAttention(nn.Module):

@@ -21,38 +21,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .blocks import Upsample
 from .temporal import SpatialTemporalConv
 from .vae import (DiagonalGaussianPosterior, Encoder, EncoderConfig, ResnetBlock, SpatialSelfAttention, VAEGroupNorm,
                   key_indices, require_key, subdict)
 
 
-class Upsample(nn.Module):
-    """Nearest-neighbour x2 then 3x3 conv (``conv``)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-
-class CFWResBlock(nn.Module):
-    """Plain residual block of the CFW module (norm-swish-conv twice); 1x1 ``conv_out`` skip if widths differ."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
-        self.norm1 = VAEGroupNorm(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = VAEGroupNorm(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.conv_out = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        skip = x if self.conv_out is None else self.conv_out(x)
-        return h + skip
+def CFWResBlock(in_channels: int, out_channels: int) -> ResnetBlock:
+    """Residual block of the CFW module: the VAE block with its 1x1 skip named ``conv_out``."""
+    return ResnetBlock(in_channels, out_channels, skip_name="conv_out")
 
 
 class ResidualDenseBlock(nn.Module):

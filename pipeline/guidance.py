@@ -26,6 +26,12 @@ __all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "mo
 OFFICIAL_STRENGTH = 10.0
 
 
+def _grad_ready(*tensors):
+    """Normal tensors autograd may record: ComfyUI runs nodes under ``torch.inference_mode()``, whose
+    tensors cannot be saved for backward, so those are cloned (call inside ``inference_mode(False)``)."""
+    return tuple(t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t for t in tensors)
+
+
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference over every element (``F.l1_loss`` with its default mean reduction)."""
     return (a - b).abs().mean()
@@ -183,7 +189,9 @@ def warping_loss_and_grad(
     multiplies the gradient by up to ~460); the gradient is returned in that working precision.
     """
     work = torch.promote_types(latents.dtype, torch.float32)
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():
+        latents, flows_forward, flows_backward, fwd_occ, bwd_occ = _grad_ready(
+            latents, flows_forward, flows_backward, fwd_occ, bwd_occ)
         x = latents.detach().to(work).requires_grad_(True)
         loss = warping_loss(x, flows_forward, flows_backward, fwd_occ, bwd_occ, batch_reduction=batch_reduction)
         (grad,) = torch.autograd.grad(loss, x)
@@ -255,11 +263,11 @@ def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int
     if strength == 0 or latents.shape[0] < 2:
         return latents, None
     work = torch.promote_types(latents.dtype, torch.float32)
-    pair_weights = (~motion.cuts).to(work)
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():
+        latents, ff, fb, fwd_occ, bwd_occ, cuts = _grad_ready(
+            latents, motion.flows_forward, motion.flows_backward, motion.fwd_occ, motion.bwd_occ, motion.cuts)
         x = latents.detach().to(work).requires_grad_(True)
-        loss = aligned_warping_loss(x, motion.flows_forward, motion.flows_backward, motion.fwd_occ, motion.bwd_occ,
-                                    pair_weights)
+        loss = aligned_warping_loss(x, ff, fb, fwd_occ, bwd_occ, (~cuts).to(work))
         (grad,) = torch.autograd.grad(loss, x)
     step = (-strength) * schedule.log_variance(j).to(device=grad.device, dtype=work)
     return (latents.detach().to(work) - step * grad).to(latents.dtype), loss.detach()

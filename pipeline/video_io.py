@@ -13,7 +13,8 @@ Everything goes through PyAV (the ``av`` package, which ComfyUI already depends 
 
 Colour: YUV output is converted with the BT.709 matrix in limited range and tagged as such; reading
 converts with whatever matrix/range the file is tagged with (FFmpeg's default when untagged), so a
-write/read round trip uses the same matrix in both directions.
+write/read round trip uses the same matrix in both directions. Both directions use swscale's
+accurate-rounding, full-chroma path (see ``_SWS_FLAGS``).
 """
 from __future__ import annotations
 
@@ -38,10 +39,24 @@ from av.video.reformatter import ColorRange, Colorspace
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: swscale flags for every RGB <-> YUV conversion (FFmpeg's SWS_* bits, spelled out because older
+#: PyAV has no names for the last three): bicubic | full-resolution chroma on output and input |
+#: accurate rounding. The default fast path shifts colours by 1-2 levels (too dark) on 4:2:0
+#: material; this costs ~50 ms per 1080p frame, negligible next to diffusion sampling.
+_SWS_FLAGS = 0x4 | 0x2000 | 0x4000 | 0x40000
+#: PyAV >= 17 converts with the matrix/range a frame is tagged with; older versions need both
+#: passed explicitly (and ignore them unless source and destination differ).
+_PYAV_USES_FRAME_TAGS = int(av.__version__.split(".")[0]) >= 17
+#: AVColorSpace tag -> swscale coefficient table (BT.709, FCC, BT.601 x2, SMPTE 240M, BT.2020 x2).
+_SWS_TABLES = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+
 #: Frame rate given to image sequences (which carry no timing) unless ``force_fps`` is set.
 DEFAULT_SEQUENCE_FPS = Fraction(24)
 #: File types recognised when a folder or glob pattern is read as an image sequence.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+#: libx265 (as shipped in the PyAV wheels) intermittently corrupts the heap and crashes the process
+#: on frames narrower than this, so narrower h265 writes are refused with an error.
+MIN_H265_WIDTH = 64
 #: Name pattern of the files written for ``codec="png"`` (0-based frame index).
 PNG_SEQUENCE_NAME = "frame_{:06d}.png"
 
@@ -173,27 +188,32 @@ def to_fraction(fps: Any) -> Fraction:
 def _ffmpeg_log():
     """Collect FFmpeg's error messages (for our exceptions) instead of letting them reach the console.
 
-    PyAV drops FFmpeg's log by default, which leaves errors such as "moov atom not found" unsaid;
-    while this is active, errors logged by this thread are captured into the yielded list."""
+    PyAV drops FFmpeg's log by default, which leaves errors such as "moov atom not found" unsaid.
+    While this is active, error lines are captured into the yielded list: from every thread when
+    logging was off (decoder worker threads log too, and nobody else was listening), else only
+    this thread's, leaving the host's own log handling alone."""
     previous = av.logging.get_level()
     if previous is None:
         av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture(local=True) as logs:
+        with av.logging.Capture(local=previous is not None) as logs:
             yield logs
     finally:
         if previous is None:
             av.logging.set_level(None)
 
 
-def _ffmpeg_said(err: BaseException, logs: list) -> str:
-    """One line with the exception text and the FFmpeg log lines that explain it."""
-    parts = [str(err).strip()]
-    for entry in logs[-4:]:
+def _ffmpeg_said(err: BaseException, logs: list, limit: int = 400) -> str:
+    """The exception text plus captured FFmpeg lines it does not already contain, shortened."""
+    text = str(err).strip()
+    extra = []
+    for entry in logs:
         message = str(entry[2]).strip()
-        if message and message not in parts:
-            parts.append(message)
-    return "; ".join(parts)
+        if message and message not in text and message not in extra:
+            extra.append(message)
+    if extra:
+        text += "; ffmpeg: " + "; ".join(extra[-3:])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _natural_key(path: str):
@@ -205,7 +225,10 @@ def _image_sequence(path: str) -> Optional[list[str]]:
     """The files of an image sequence when ``path`` is a folder or a glob pattern, else None."""
     if os.path.isdir(path):
         names = [os.path.join(path, n) for n in os.listdir(path)]
-        files = [p for p in names if p.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(p) and not os.path.basename(p).startswith(".")]
+        files = [
+            p for p in names
+            if p.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(p) and not os.path.basename(p).startswith(".")
+        ]
         if not files:
             raise VideoReadError(f"folder {path} contains no images ({', '.join(IMAGE_EXTENSIONS)})")
         return sorted(files, key=_natural_key)
@@ -221,7 +244,8 @@ def _check_range(start: int, count: int, every: int, force_fps: float) -> None:
     for name, value, low in (("start", start, 0), ("count", count, 0), ("every", every, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise VideoReadError(f"{name} must be an integer >= {low}, got {value!r}")
-    if isinstance(force_fps, bool) or not isinstance(force_fps, (int, float, Fraction)) or not math.isfinite(float(force_fps)) or force_fps < 0:
+    if (isinstance(force_fps, bool) or not isinstance(force_fps, (int, float, Fraction))
+            or not math.isfinite(float(force_fps)) or force_fps < 0):
         raise VideoReadError(f"force_fps must be 0 (keep the source rate) or a positive number, got {force_fps!r}")
 
 
@@ -247,8 +271,19 @@ class _Selection:
 
 
 def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    """8-bit RGB of any decoded frame: grey, palette, alpha (dropped) and high bit depth included."""
-    return frame.to_ndarray(format="rgb24")
+    """8-bit RGB of any decoded frame: grey, palette, alpha (dropped) and high bit depth included.
+    YUV is converted with the matrix and range the frame is tagged with (BT.601 when untagged)."""
+    fmt = frame.format
+    if _PYAV_USES_FRAME_TAGS or fmt.is_rgb or fmt.name.startswith(("gray", "pal", "ya", "mono")):
+        return frame.to_ndarray(format="rgb24", interpolation=_SWS_FLAGS)
+    table = _SWS_TABLES.get(int(frame.colorspace), 5)
+    full = int(frame.color_range) == int(ColorRange.JPEG) or fmt.name.startswith("yuvj")
+    return frame.to_ndarray(
+        format="rgb24", interpolation=_SWS_FLAGS,
+        src_colorspace=table, src_color_range=ColorRange.JPEG if full else ColorRange.MPEG,
+        # the destination table is unused for RGB output; it only has to differ from the source
+        dst_colorspace=1 if table == 5 else 5, dst_color_range=ColorRange.JPEG,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +299,9 @@ def _open_input(path: str):
         try:
             container = av.open(path, mode="r")
         except av.FFmpegError as err:
-            raise VideoReadError(f"cannot read {path} as a video (file is not a video or is damaged): {_ffmpeg_said(err, logs)}") from None
+            raise VideoReadError(
+                f"cannot read {path} as a video (file is not a video or is damaged): {_ffmpeg_said(err, logs)}"
+            ) from None
         except OSError as err:
             raise VideoReadError(f"cannot open {path}: {err}") from None
     if not container.streams.video:
@@ -431,14 +468,13 @@ class _AudioCollector:
 @dataclasses.dataclass
 class _Progress:
     decoded: int = 0
-    reached_end: bool = False
     first_time: Optional[Fraction] = None
     selected: int = 0
     decode_error: Optional[str] = None
     frames_in_file: Optional[int] = None  # known once the end was reached
 
 
-def _decode_container(container, path: str, sel: _Selection, audio: Optional[_AudioCollector], progress: _Progress, src_fps: Fraction):
+def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollector], progress: _Progress, src_fps: Fraction):
     """Yield the selected frames as RGB arrays; stop demuxing once the last wanted frame is out and
     (when audio is collected) the audio reaches the end of the selected span."""
     vs = container.streams.video[0]
@@ -491,7 +527,6 @@ def _decode_container(container, path: str, sel: _Selection, audio: Optional[_Au
                 audio.add(frame)
             if video_done and _audio_covers(audio, span_end):
                 return
-    progress.reached_end = True
     progress.frames_in_file = index
 
 
@@ -510,20 +545,22 @@ def _read_sequence(path: str, files: list[str], sel: _Selection, progress: _Prog
                 size = rgb.shape
             elif rgb.shape != size:
                 raise VideoReadError(
-                    f"image sequence {path}: {file} is {rgb.shape[1]}x{rgb.shape[0]} but earlier images are {size[1]}x{size[0]}"
+                    f"image sequence {path}: {file} is {rgb.shape[1]}x{rgb.shape[0]}, "
+                    f"but earlier images are {size[1]}x{size[0]}"
                 )
             progress.selected += 1
             yield rgb
         if sel.done_after(index):
             return
-    progress.reached_end = True
     progress.frames_in_file = len(files)
 
 
 def _empty_result_error(path: str, sel: _Selection, progress: _Progress) -> VideoReadError:
     total = progress.frames_in_file
     if total:
-        return VideoReadError(f"start={sel.start} is past the end of {path}: it has {total} frames (valid start: 0..{total - 1})")
+        return VideoReadError(
+            f"start={sel.start} is past the end of {path}: it has {total} frames (valid start: 0..{total - 1})"
+        )
     detail = f" (decoder said: {progress.decode_error})" if progress.decode_error else ""
     return VideoReadError(f"no frames could be decoded from {path}{detail}")
 
@@ -555,7 +592,7 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
             collector = _AudioCollector() if info.has_audio else None
             with _ffmpeg_log() as logs:
                 try:
-                    frames = list(_decode_container(container, path, sel, collector, progress, info.fps))
+                    frames = list(_decode_container(container, sel, collector, progress, info.fps))
                     if collector is not None:
                         collector.finish()
                 except av.FFmpegError as err:
@@ -599,7 +636,7 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
         try:
             fps = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
             try:
-                for rgb in _decode_container(container, path, sel, None, progress, fps):
+                for rgb in _decode_container(container, sel, None, progress, fps):
                     yield torch.from_numpy(rgb)
             except av.FFmpegError as err:
                 raise VideoReadError(f"error while decoding {path}: {err}") from None
@@ -617,7 +654,8 @@ def audio_to_comfy(audio: Optional[AudioTrack]) -> Optional[dict]:
     """:class:`AudioTrack` -> ``{"waveform": [1, C, S] float32, "sample_rate": int}``; None stays None."""
     if audio is None:
         return None
-    return {"waveform": audio.waveform.detach().to("cpu", torch.float32).unsqueeze(0).contiguous(), "sample_rate": int(audio.sample_rate)}
+    waveform = audio.waveform.detach().to("cpu", torch.float32).unsqueeze(0).contiguous()
+    return {"waveform": waveform, "sample_rate": int(audio.sample_rate)}
 
 
 def audio_from_comfy(audio: Any) -> Optional[AudioTrack]:
@@ -806,7 +844,9 @@ class _AudioWriter:
     def start(self) -> None:
         """Build the resampler once the encoder is open (its frame size is known then)."""
         frame_size = self.stream.codec_context.frame_size or None
-        self.resampler = av.AudioResampler(format=self.stream.format, layout=self.layout, rate=self.out_rate, frame_size=frame_size)
+        self.resampler = av.AudioResampler(
+            format=self.stream.format, layout=self.layout, rate=self.out_rate, frame_size=frame_size
+        )
 
     def _encode(self, frames) -> None:
         for frame in frames:
@@ -856,7 +896,7 @@ def _video_stream(container, spec: _CodecSpec, key: str, fps: Fraction, width: i
         cc.colorspace = int(Colorspace.ITU709)
         cc.color_primaries = 1  # BT.709
         cc.color_trc = 1  # BT.709
-        cc.color_range = int(ColorRange.MPEG)
+        cc.color_range = int(ColorRange.JPEG if pixel_format.startswith("yuvj") else ColorRange.MPEG)
     return stream
 
 
@@ -865,8 +905,10 @@ def _to_av_frame(rgb: np.ndarray, pixel_format: str) -> av.VideoFrame:
     if pixel_format == "rgb24":
         return frame
     if av.VideoFormat(pixel_format).is_rgb or pixel_format.startswith(("gray", "pal", "mono")):
-        return frame.reformat(format=pixel_format)
-    return frame.reformat(format=pixel_format, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+        return frame.reformat(format=pixel_format, interpolation=_SWS_FLAGS)
+    full_range = pixel_format.startswith("yuvj")  # the JPEG-range variants
+    return frame.reformat(format=pixel_format, dst_colorspace=Colorspace.ITU709,
+                          dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG, interpolation=_SWS_FLAGS)
 
 
 def write_video(
@@ -913,7 +955,9 @@ def write_video(
     pixel_format = pixel_format or spec.pixel_format
     supported = [f.name for f in (av.Codec(spec.encoder, "w").video_formats or [])]
     if supported and pixel_format not in supported:
-        raise ValueError(f"pixel format {pixel_format!r} is not supported by {key} ({spec.encoder}); supported: {', '.join(supported)}")
+        raise ValueError(
+            f"pixel format {pixel_format!r} is not supported by {key} ({spec.encoder}); supported: {', '.join(supported)}"
+        )
     target = pathlib.Path(os.fspath(path))
     if key != "png":
         suffix = target.suffix.lower()
@@ -949,13 +993,19 @@ def write_video(
     sub_w, sub_h = _subsampling(pixel_format)
     enc_w = -(-width // sub_w) * sub_w
     enc_h = -(-height // sub_h) * sub_h
+    if key == "h265" and enc_w < MIN_H265_WIDTH:
+        raise ValueError(
+            f"h265 needs frames at least {MIN_H265_WIDTH} px wide (libx265 corrupts memory on narrower frames); "
+            f"these are {width} px wide: use h264 or ffv1"
+        )
     temp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{suffix}")
     container = None
     try:
         with _ffmpeg_log() as logs:
             try:
-                container = av.open(str(temp), mode="w", format=_MUXERS[suffix],
-                                    container_options={"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {})
+                muxer = _MUXERS[suffix]
+                faststart = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}  # index first: streamable
+                container = av.open(str(temp), mode="w", format=muxer, container_options=faststart)
                 stream = _video_stream(container, spec, key, fps, enc_w, enc_h, pixel_format, int(crf), preset, suffix)
                 audio_writer = _AudioWriter(container, track, audio_codec, audio_bitrate) if track is not None else None
                 container.start_encoding()
@@ -965,7 +1015,7 @@ def write_video(
                 count = 0
                 for rgb in _chain(first, source):
                     if rgb.shape[:2] != (height, width):
-                        raise ValueError(f"frame {count} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is {width}x{height}")
+                        raise ValueError(_size_mismatch(count, rgb, width, height))
                     frame = _to_av_frame(_pad_to(rgb, enc_h, enc_w), pixel_format)
                     frame.pts = count  # one tick of 1/fps per frame: exact rate, no rounding
                     frame.time_base = frame_tick
@@ -973,6 +1023,7 @@ def write_video(
                     count += 1
                     if audio_writer is not None:
                         audio_writer.feed_until(Fraction(count) / fps)
+                    del logs[:-8]  # the frame source may run for hours: keep only recent lines
                     if on_frame is not None:
                         on_frame(count)
                 container.mux(stream.encode(None))
@@ -992,6 +1043,10 @@ def write_video(
         _remove(temp)
         raise
     return str(target)
+
+
+def _size_mismatch(index: int, rgb: np.ndarray, width: int, height: int) -> str:
+    return f"frame {index} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is {width}x{height}"
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -1024,7 +1079,7 @@ def _write_png_sequence(target: pathlib.Path, first: np.ndarray, source: Iterato
                 count = 0
                 for rgb in _chain(first, source):
                     if rgb.shape[:2] != (height, width):
-                        raise ValueError(f"frame {count} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is {width}x{height}")
+                        raise ValueError(_size_mismatch(count, rgb, width, height))
                     # PNG is intra-only: each frame comes back as one packet at once
                     data = b"".join(bytes(p) for p in encoder.encode(_to_av_frame(rgb, pixel_format)))
                     (temp / PNG_SEQUENCE_NAME.format(count)).write_bytes(data)

@@ -199,3 +199,18 @@ def test_progress_preview_and_interrupt_hooks():
         sample_video(frames, MotionField.still(7, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
                      options=options, hooks=Hooks(check_interrupt=stop_after_two))
     assert WindowConsistentDenoiser.calls == 2  # stopped right after the second window, nothing more ran
+
+
+def test_guidance_works_under_inference_mode_as_comfyui_runs_nodes():
+    """ComfyUI executes nodes inside torch.inference_mode(); the guidance gradient must still work there."""
+    with torch.inference_mode():
+        z = torch.randn(5, 4, 16, 16)
+        flows = torch.zeros(4, 2, 16, 16)
+        flows[:, 0] = 1.0
+        occ = torch.zeros(4, 1, 16, 16)
+        motion = MotionField(-flows, flows, occ, occ, torch.zeros(4, dtype=torch.bool))
+        out, loss = clip_guidance_step(z, respaced_schedule(50), 30, motion, strength=10.0)
+        from mgld_vsr.pipeline.guidance import motion_guidance_step
+
+        official = motion_guidance_step(z, respaced_schedule(50), 30, *motion.batched(), strength=10.0)
+    assert loss > 0 and not torch.equal(out, z) and not torch.equal(official, z)
