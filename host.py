@@ -78,7 +78,12 @@ def model_dirs() -> list[str]:
     fp = _comfy("folder_paths")
     if fp is not None:
         return list(fp.get_folder_paths(MODEL_FOLDER))
-    return [os.environ.get("MGLD_MODELS_DIR", os.path.join(_standalone_root(), "models", MODEL_FOLDER))]
+    if os.environ.get("MGLD_MODELS_DIR"):
+        return [os.environ["MGLD_MODELS_DIR"]]
+    parent = os.path.dirname(PACK_ROOT)
+    if os.path.basename(parent) == "custom_nodes":  # headless inside a ComfyUI tree: use its models/mgld
+        return [os.path.join(os.path.dirname(parent), "models", MODEL_FOLDER)]
+    return [os.path.join(_standalone_root(), "models", MODEL_FOLDER)]
 
 
 def list_models() -> list[str]:
@@ -174,20 +179,44 @@ def check_interrupt() -> None:
         mm.throw_exception_if_processing_interrupted()
 
 
+#: Linear map from SD latents (the space MGLD samples in) to approximate RGB, for previews only.
+LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
+                           [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
+
+
+def latent_preview(latents: torch.Tensor, max_size: int = 512):
+    """A cheap RGB preview (PIL image) of the first frame of ``latents [T,4,h,w]``, no VAE needed."""
+    from PIL import Image
+
+    rgb = torch.einsum("chw,cr->hwr", latents[0].float().cpu(), LATENT_RGB)
+    rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).numpy()
+    return ("JPEG", Image.fromarray(rgb), max_size)
+
+
 class Progress:
     """ComfyUI's progress bar (with latent previews) in the host; a one-line terminal bar standalone."""
 
     quiet = False
 
     def __init__(self):
-        self._bar, self._total, self._last = None, None, -1
+        self._bar, self._total, self._last, self._latents = None, None, -1, None
+
+    def preview(self, latents: torch.Tensor) -> None:
+        self._latents = latents
 
     def __call__(self, done: int, total: int, what: str) -> None:
         utils = _comfy("utils")
         if utils is not None:
             if self._bar is None or self._total != total:
                 self._bar, self._total = utils.ProgressBar(total), total
-            self._bar.update_absolute(done, total)
+            preview = None
+            if self._latents is not None:
+                try:
+                    preview = latent_preview(self._latents)
+                except ImportError:
+                    preview = None
+                self._latents = None
+            self._bar.update_absolute(done, total, preview)
             return
         if Progress.quiet:
             return
@@ -205,4 +234,6 @@ def hooks(what: Optional[str] = None):
     """Pipeline hooks wired to the host's progress bar and Cancel button."""
     from .pipeline.hooks import Hooks
 
-    return Hooks(progress=Progress(), check_interrupt=check_interrupt)
+    bar = Progress()
+    return Hooks(progress=bar, preview=bar.preview if _comfy("utils") is not None else None,
+                 check_interrupt=check_interrupt)

@@ -98,7 +98,7 @@ def basic(classes):
     g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
     g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
-    g.add(5, "MGLDFlow", (440, 340), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
     g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
     g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)}, size=(320, 220))

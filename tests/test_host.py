@@ -1,0 +1,84 @@
+"""host.py with and without ComfyUI: stand-in ComfyUI modules exercise the adapter's host paths."""
+import sys
+import types
+
+import pytest
+import torch
+
+from mgld_vsr import host
+from mgld_vsr.pipeline.hooks import ProgressCounter
+
+
+@pytest.fixture
+def fake_comfy(tmp_path, monkeypatch):
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(tmp_path / "models")
+    extra = str(tmp_path / "extra" / "mgld")
+    fp.folder_names_and_paths = {"mgld": ([extra], {".ckpt"})}  # as if extra_model_paths.yaml declared it
+    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
+    fp.get_filename_list = lambda name: ["mgldvsr_unet.ckpt"]
+    fp.get_full_path = lambda name, f: str(tmp_path / f) if f == "mgldvsr_unet.ckpt" else None
+    fp.get_input_directory = lambda: str(tmp_path / "input")
+    fp.get_output_directory = lambda: str(tmp_path / "output")
+    fp.get_annotated_filepath = lambda name: str(tmp_path / "input" / name)
+    comfy = types.ModuleType("comfy")
+    mm = types.ModuleType("comfy.model_management")
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+    mm.soft_empty_cache = lambda: None
+    mm.interrupted = False
+
+    def throw():
+        if mm.interrupted:
+            raise RuntimeError("Processing interrupted")
+
+    mm.throw_exception_if_processing_interrupted = throw
+    utils = types.ModuleType("comfy.utils")
+    updates = []
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            updates.append((value, total, preview is not None))
+
+    utils.ProgressBar = ProgressBar
+    comfy.model_management, comfy.utils = mm, utils
+    for name, module in (("folder_paths", fp), ("comfy", comfy), ("comfy.model_management", mm), ("comfy.utils", utils)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return types.SimpleNamespace(fp=fp, mm=mm, updates=updates, extra=extra)
+
+
+def test_model_folder_registration_keeps_extra_paths(fake_comfy):
+    host.register_model_folder()
+    paths, extensions = fake_comfy.fp.folder_names_and_paths["mgld"]
+    assert paths[0].endswith("models/mgld") and fake_comfy.extra in paths
+    assert {".ckpt", ".pth", ".safetensors"} <= extensions
+    assert host.list_models() == ["mgldvsr_unet.ckpt"]
+    with pytest.raises(FileNotFoundError, match="raft-things.pth' not found. Put it in"):
+        host.model_path("raft-things.pth")
+
+
+def test_progress_interrupt_and_devices_go_through_comfyui(fake_comfy):
+    hooks = host.hooks()
+    counter = ProgressCounter(hooks, 3, "sampling")
+    counter.step(torch.zeros(5, 4, 8, 8))
+    counter.step()
+    assert [u[:2] for u in fake_comfy.updates] == [(1, 3), (2, 3)]
+    fake_comfy.mm.interrupted = True
+    with pytest.raises(RuntimeError, match="interrupted"):
+        counter.step()
+    assert host.compute_device() == torch.device("cpu")
+
+
+def test_standalone_fallbacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MGLD_MODELS_DIR", str(tmp_path))
+    (tmp_path / "raft-things.pth").write_bytes(b"x")
+    assert host.list_models() == ["raft-things.pth"]
+    assert host.model_path("raft-things.pth") == str(tmp_path / "raft-things.pth")
+    host.check_interrupt()  # no ComfyUI: nothing to interrupt
+    bar = host.Progress()
+    bar(1, 2, "decoding")
+    bar(2, 2, "decoding")
+    assert "decoding" in capsys.readouterr().err
