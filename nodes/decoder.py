@@ -29,9 +29,13 @@ class MGLDDecode:
                                               "fusion with LR features (more fidelity). The official script's default is 0.5."}),
             "color_fix": (list(COLOR_FIXES), {"default": "adain",
                                               "tooltip": "Match colours to the LR frames: adain (paper), wavelet, or none."}),
+            "decode_tile": ("INT", {"default": 768, "min": 0, "max": 4096, "step": 64,
+                                    "tooltip": "Decode in spatial tiles of this many output pixels (each keeps the whole "
+                                               "temporal window; 64 px feathered overlap) to bound memory at 1080p/4K. "
+                                               "0 = whole frames. Default mode only."}),
         }}
 
-    def decode(self, video_vae, latent, frames, fusion_w, color_fix):
+    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768):
         frames = image_to_frames(frames)
         result = latent.get("mgld") if isinstance(latent, dict) else None
         if not isinstance(result, (VideoLatents, OfficialLatents)):
@@ -44,5 +48,8 @@ class MGLDDecode:
                 images = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                          hooks=host.hooks()).float() / 255.0
             else:
-                images = decode_video(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix, hooks=host.hooks())
+                if decode_tile % 64:
+                    raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
+                images = decode_video(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
+                                      tile=decode_tile // 8, hooks=host.hooks())
         return (images,)

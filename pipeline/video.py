@@ -130,13 +130,54 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
     return VideoLatents(x, plan, motion.cuts.cpu())
 
 
+def feather(length: int, ramp: int, start_edge: bool, end_edge: bool) -> torch.Tensor:
+    """1-D blending weights of a tile: linear ramps of ``ramp`` pixels on sides shared with a neighbour."""
+    pos = torch.arange(length, dtype=torch.float32)
+    w = torch.ones(length)
+    if ramp > 0 and not start_edge:
+        w = torch.minimum(w, (pos + 1) / (ramp + 1))
+    if ramp > 0 and not end_edge:
+        w = torch.minimum(w, (length - pos) / (ramp + 1))
+    return w
+
+
+def decode_window(video_vae, z: torch.Tensor, lr: torch.Tensor, dec_w: float, tile: int = 0, overlap: int = 8) -> torch.Tensor:
+    """CFW-decode one temporal window ``z [T,4,h,w]`` against its LR frames ``lr [T,3,8h,8w]``.
+
+    ``tile`` (latent pixels, 0 = whole frame) splits the frame into spatial tiles that keep the whole
+    temporal window, each decoded with the encoder features of its own LR area and feather-blended,
+    so memory is bounded at any resolution.
+    """
+    h, w = z.shape[-2:]
+    if tile <= 0 or (tile >= h and tile >= w):
+        _, features = video_vae.encode(lr)
+        return video_vae.decode(z / LATENT_SCALE, features, dec_w).float()
+    from .tiling import tile_origins
+
+    th, tw = min(tile, h), min(tile, w)
+    out = torch.zeros(z.shape[0], 3, 8 * h, 8 * w, device=z.device)
+    total = torch.zeros(1, 1, 8 * h, 8 * w, device=z.device)
+    ys, xs = tile_origins(h, th, min(overlap, th - 1)), tile_origins(w, tw, min(overlap, tw - 1))
+    for y in ys:
+        for x in xs:
+            _, features = video_vae.encode(lr[..., 8 * y:8 * (y + th), 8 * x:8 * (x + tw)])
+            part = video_vae.decode(z[..., y:y + th, x:x + tw] / LATENT_SCALE, features, dec_w).float()
+            weight = torch.outer(feather(8 * th, 8 * overlap, y == 0, y + th == h),
+                                 feather(8 * tw, 8 * overlap, x == 0, x + tw == w)).to(z.device)
+            area = (Ellipsis, slice(8 * y, 8 * (y + th)), slice(8 * x, 8 * (x + tw)))
+            out[area] += part * weight
+            total[area] += weight
+    return out / total
+
+
 def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec_w: float = 1.0,
-                  colorfix: str = "adain", overlap: int = 2,
+                  colorfix: str = "adain", overlap: int = 2, tile: int = 0,
                   hooks: Optional[Hooks] = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(index, frame [H',W',3] float in [0,1])`` in order, as soon as each frame is final.
 
     Decoding uses the video VAE's own window length with overlapping windows blended with
-    triangular weights; at most one window of frames is held, so long clips stream.
+    triangular weights; at most one window of frames is held, so long clips stream. ``tile`` is
+    the spatial decode tile in latent pixels (0 = whole frames).
     """
     plan, z = latents.plan, latents.latents
     n = z.shape[0]
@@ -155,8 +196,7 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
     next_frame = 0
     for k, win in enumerate(windows):
         lr = plan.prepare(frames[list(win.frames)], device).to(dtype)
-        _, features = video_vae.encode(lr)
-        decoded = video_vae.decode(z[list(win.frames)].to(device, dtype) / LATENT_SCALE, features, dec_w).float()
+        decoded = decode_window(video_vae, z[list(win.frames)].to(device, dtype), lr, dec_w, tile)
         for pos, (f, wt) in enumerate(zip(win.frames, win.weights)):
             if wt == 0:
                 continue
