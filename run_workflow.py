@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 
-from standalone import PACK_ROOT, load_pack
+from standalone import load_pack
 
 WEIGHTS_HELP = """Missing model files: {missing}
 Put the official weights in {folder}:

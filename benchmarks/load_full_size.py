@@ -10,7 +10,6 @@ diffusion component from it in a fresh process and reports wall time and peak RS
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile

@@ -111,7 +111,9 @@ class MGLDSaveVideo:
         suffix = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "png": ""}[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix)
         uint8 = (frames * 255.0).round().to(torch.uint8)
+        # Cancel stops the encode between frames; the writer then removes its temporary file.
         written = video_io.write_video(path, uint8, fps, audio=video_io.audio_from_comfy(audio), codec=codec, crf=crf,
-                                       pixel_format=None if pixel_format == "auto" else pixel_format)
+                                       pixel_format=None if pixel_format == "auto" else pixel_format,
+                                       on_frame=lambda index: host.check_interrupt())
         preview = [{"filename": name, "subfolder": subfolder, "type": "output", "format": f"video/{suffix.lstrip('.')}"}]
         return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written,)}

@@ -39,11 +39,6 @@ def official_padding(height: int, width: int, multiple: int = 32) -> tuple[int, 
     return (height // multiple + 1) * multiple - height, (width // multiple + 1) * multiple - width
 
 
-def minimal_padding(height: int, width: int, multiple: int = 8) -> tuple[int, int]:
-    """Just enough bottom/right padding to reach a multiple of ``multiple``."""
-    return (-height) % multiple, (-width) % multiple
-
-
 def reflect_pad(frames: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     if pad_h == 0 and pad_w == 0:
         return frames

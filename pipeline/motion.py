@@ -105,27 +105,6 @@ def colour_histogram_jumps(frames01: torch.Tensor, bins: int = 32) -> torch.Tens
     return (hist[1:] - hist[:-1]).abs().sum(dim=1) / 2
 
 
-def estimate_motion(raft, flow_frames: torch.Tensor, latent_size: tuple[int, int], *, cut_threshold: float = 0.5,
-                    pairs_per_call: int | None = None, cut_frames: torch.Tensor | None = None) -> MotionField:
-    """RAFT flows between neighbouring frames ``flow_frames [N,3,H,W]`` (RGB in [0,1]) -> latent-grid motion.
-
-    Flows are resized to ``latent_size`` with their vectors rescaled, then checked for consistency.
-    Pairs whose colour-histogram jump (on ``cut_frames``, default the flow frames) exceeds
-    ``cut_threshold`` are marked as scene cuts; ``cut_threshold >= 1`` disables detection.
-    """
-    n = flow_frames.shape[0]
-    h, w = latent_size
-    if n < 2:
-        return MotionField.still(n, latent_size, device=flow_frames.device)
-    flows_forward, flows_backward = compute_flows(raft, flow_frames.unsqueeze(0), max_pairs_per_call=pairs_per_call)
-    flows_forward = resize_flow(flows_forward[0].float(), (h, w))
-    flows_backward = resize_flow(flows_backward[0].float(), (h, w))
-    fwd_occ, bwd_occ = occlusion_for_pairs(flows_forward, flows_backward)
-    jumps = colour_histogram_jumps(flow_frames if cut_frames is None else cut_frames)
-    cuts = (jumps > cut_threshold).to(flows_forward.device)
-    return MotionField(flows_forward, flows_backward, fwd_occ, bwd_occ, cuts)
-
-
 @dataclasses.dataclass(frozen=True)
 class ClipFlow:
     """Flows of a whole clip at RAFT resolution for one :class:`~.frames.LRPlan`, plus scene cuts.

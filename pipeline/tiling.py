@@ -36,11 +36,6 @@ def gaussian_tile_weights(height: int, width: int, var: float = 0.01) -> torch.T
     return torch.outer(profile(height, height / 2), profile(width, (width - 1) / 2))
 
 
-def tile_grid(height: int, width: int, tile_h: int, tile_w: int, overlap: int) -> list[tuple[int, int]]:
-    """``(y, x)`` origins in the official visiting order: x outer, y inner."""
-    return [(y, x) for x in tile_origins(width, tile_w, overlap) for y in tile_origins(height, tile_h, overlap)]
-
-
 def fitted_tile(tile: int, side: int) -> int:
     """The tile side used on a latent side: ``tile``, or the side itself rounded down to a multiple of 8
     (the UNet halves its input three times) when the latent is smaller than a tile."""

@@ -2,7 +2,6 @@
 import json
 import math
 import os
-import pathlib
 import subprocess
 import sys
 from fractions import Fraction
@@ -185,3 +184,23 @@ def test_runner_rejects_bad_overrides():
     headless.apply_overrides(api, NODES, ["MGLDSampler.steps=5000"])
     with pytest.raises(headless.WorkflowError, match="outside"):
         headless.Runner(NODES).run(api)
+
+
+def test_cancel_during_saving_leaves_no_file(tmp_path, monkeypatch):
+    from mgld_vsr import host
+
+    monkeypatch.setenv("MGLD_HOME", str(tmp_path))
+    written = []
+
+    def cancel_after_two(index=None):
+        written.append(index)
+        if len(written) == 2:
+            raise KeyboardInterrupt("cancelled")
+
+    monkeypatch.setattr(host, "check_interrupt", cancel_after_two)
+    frames = torch.rand(6, 32, 32, 3)
+    with pytest.raises(KeyboardInterrupt):
+        NODES["MGLDSaveVideo"]().save(frames, 24.0, "MGLD/cancel", "h264", 19, "auto")
+    folder = tmp_path / "output" / "MGLD"
+    leftovers = os.listdir(folder) if folder.exists() else []
+    assert leftovers == [], leftovers  # neither a half-written video nor its temporary file

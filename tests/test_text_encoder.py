@@ -1,5 +1,4 @@
 """CLIP tokenizer rules and the OpenCLIP text tower (penultimate layer, causal attention, ln_final)."""
-import gzip
 import importlib.util
 import json
 

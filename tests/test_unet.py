@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from golden_lib import default_golden_dir, discover
+from golden_lib import default_golden_dir
 from weights_index import weights_file_with_prefix
 from mgld_vsr.models.loader import build_empty, load_components, official_config
 

@@ -1,5 +1,4 @@
 """``end_to_end``: the official script's ``main()`` on one sequence, replayed through official mode."""
-import torch
 
 from golden_lib import Check
 from weights_index import weights_file_with_prefix
