@@ -13,7 +13,7 @@ class MGLDWarpingError:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "IMAGE")
     RETURN_NAMES = ("warping_error", "plot")
-    OUTPUT_TOOLTIPS = ("Mean warping error over all frame pairs (x1000, as the paper reports it).",
+    OUTPUT_TOOLTIPS = ("Mean warping error over measurable frame pairs (x1000, as the paper reports it); NaN if none is.",
                        "Per-pair warping error (red: frames, blue: frames_b when connected).")
     FUNCTION = "measure"
 
@@ -32,5 +32,6 @@ class MGLDWarpingError:
         if frames_b is not None:
             series["b"] = warping_errors(image_to_frames(frames_b), flow) * 1000
         values = series["a"][torch.isfinite(series["a"])]
-        mean = float(values.mean()) if values.numel() else 0.0
+        # NaN when no pair is measurable (flow inconsistent almost everywhere, or every pair crosses a cut).
+        mean = float(values.mean()) if values.numel() else (float("nan") if series["a"].numel() else 0.0)
         return mean, plot_errors(series)

@@ -10,6 +10,9 @@ import torch
 from .flow_ops import flow_warp, resize_flow
 from .motion import ClipFlow, occlusion_for_pairs
 
+#: Pairs with fewer consistent (non-occluded) pixels than this share are left out of the metric.
+MIN_VALID_FRACTION = 0.01
+
 
 def warping_errors(frames: torch.Tensor, flow: ClipFlow) -> torch.Tensor:
     """Per-pair warping error of ``frames [N,H,W,3]`` (float in [0, 1]) under ``flow``; ``[N-1]`` (cuts: NaN)."""
@@ -28,8 +31,10 @@ def warping_errors(frames: torch.Tensor, flow: ClipFlow) -> torch.Tensor:
     images = frames.permute(0, 3, 1, 2).float()
     valid = 1 - fwd_occ
     diff = (flow_warp(images[1:], backward) - images[:-1]).abs().mean(dim=1, keepdim=True) * valid
-    errors = diff.sum(dim=(1, 2, 3)) / valid.sum(dim=(1, 2, 3)).clamp(min=1)
-    errors[flow.cuts.to(errors.device)] = float("nan")
+    counted = valid.sum(dim=(1, 2, 3))
+    errors = diff.sum(dim=(1, 2, 3)) / counted.clamp(min=1)
+    # A pair across a cut, or one whose flow is inconsistent almost everywhere, has no meaningful error.
+    errors[flow.cuts.to(errors.device) | (counted < MIN_VALID_FRACTION * h * w)] = float("nan")
     return errors
 
 
