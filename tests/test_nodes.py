@@ -81,7 +81,11 @@ def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
     images, = NODES["MGLDDecode"]().decode(vae, latent, frames, 1.0, "adain")
     assert images.shape == (4, 128, 128, 3)
     error, plot = NODES["MGLDWarpingError"]().measure(images, flow, images.flip(0))
-    assert math.isfinite(error) and plot.shape[0] == 1
+    assert plot.shape == (1, 256, 512, 3)
+    motion = flow.motion_for(flow.plan)
+    consistent = (1 - motion.fwd_occ).mean(dim=(1, 2, 3))
+    # random-weight RAFT may be inconsistent everywhere: then (and only then) the metric is undefined
+    assert math.isnan(error) == bool((consistent < 0.01).all())
     result = NODES["MGLDSaveVideo"]().save(images, fps, "MGLD/test", "h264", 19, "auto", audio)
     path = result["result"][0]
     assert result["ui"]["images"][0]["filename"] == os.path.basename(path)
