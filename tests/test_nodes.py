@@ -213,3 +213,17 @@ def test_cancel_during_saving_leaves_no_file(tmp_path, monkeypatch):
     folder = tmp_path / "output" / "MGLD"
     leftovers = os.listdir(folder) if folder.exists() else []
     assert leftovers == [], leftovers  # neither a half-written video nor its temporary file
+
+
+def test_official_mode_through_the_nodes(models_dir, clip):
+    """The sampler's official mode feeds the decoder's official path (segments, per-tile decode, 8-bit)."""
+    diffusion, = NODES["MGLDDiffusionModelLoader"]().load("mgldvsr_unet.ckpt", "fp32")
+    vae, = NODES["MGLDVideoVAELoader"]().load("video_vae_cfw.ckpt", "fp32")
+    raft, = NODES["MGLDRAFTLoader"]().load("raft-things.pth")
+    frames, fps, audio, count = NODES["MGLDLoadVideo"]().load(str(clip), 0, 3, 1, 0.0)
+    flow, _, _ = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
+    latent, = NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 42, 4.0, "official", 5, 2, 64, 32)
+    assert latent["samples"].shape[0] == 3
+    images, = NODES["MGLDDecode"]().decode(vae, latent, frames, 0.5, "adain")
+    assert images.shape == (3, 128, 128, 3)
+    assert torch.equal(images, (images * 255).round() / 255)  # official output is 8-bit
