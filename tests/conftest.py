@@ -29,3 +29,14 @@ def tiny_models(golden_dir):
     context_dim = models["unet"].config.context_dim
     models["context"] = torch.randn(1, 77, context_dim, generator=torch.Generator().manual_seed(7))
     return models
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one intra-op thread (tiny tensors lose time to thread start-up)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,12 +5,7 @@ import torch
 from mgld_vsr.pipeline.colorfix import adain_color_fix, wavelet_blur, wavelet_color_fix, wavelet_split
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def _images(n=2, c=3, h=20, w=24, seed=0):

@@ -15,13 +15,7 @@ EMPTY_ROW = [ct.START_ID, ct.END_ID] + [0] * 75
 CAT_IDS = [49406, 320, 1125, 539, 320, 2368, 267, 1400, 3027, 49407]  # README 6.1, from open_clip itself
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation cost on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 # --------------------------------------------------------------------------------------------- tokenizer
