@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""FLOPs per output frame of MGLD-VSR sampling with the full-size networks (no weights needed).
+
+    python benchmarks/flops.py [--steps 50]
+
+The networks are built on the meta device and run on meta inputs under
+``torch.utils.flop_counter.FlopCounterMode``, so nothing is computed and the whole script takes
+seconds. One denoising evaluation of one latent tile (LR encoder + UNet on ``[5,4,64,64]``) is
+counted once and multiplied by the number of tiles, windows and steps. FLOPs follow the
+FlopCounterMode convention (a multiply-add counts as 2).
+"""
+import argparse
+import contextlib
+import time
+
+from _common import machine
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mgld_vsr.models.loader import build_empty, official_config
+from mgld_vsr.pipeline.frames import LRPlan
+from mgld_vsr.pipeline.official import image_tiles
+from mgld_vsr.pipeline.tiling import fitted_tile, tile_origins
+
+WINDOW, OVERLAP = 5, 2  # default mode: 5-frame windows overlapping by 2 frames
+TILE, TILE_OVERLAP = 64, 32  # latent tiles of both modes
+VQGAN_TILE, VQGAN_STRIDE = 960, 750  # the official script's image tiles (pixels)
+CASES = [(128, 128), (270, 480), (540, 960)]
+REFERENCE_1080P = (1404.0, 427.0)  # official TFLOP/frame, minimum TFLOP/frame quoted by the reference (50 steps)
+
+
+def meta(*shape, dtype=torch.float32):
+    return torch.empty(*shape, dtype=dtype, device="meta")
+
+
+def count(fn) -> int:
+    """FLOPs of ``fn()`` on meta tensors; retried under FakeTensorMode if an op has no meta kernel."""
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn(lambda t: t)
+        return counter.get_total_flops()
+    except (NotImplementedError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "meta" not in str(exc).lower():
+            raise  # a real shape error, not a missing meta kernel
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        print(f"  (meta run failed: {type(exc).__name__}: {str(exc)[:80]}; retrying with FakeTensorMode)")
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        with FlopCounterMode(display=False) as counter, mode:
+            fn(lambda t: mode.from_tensor(t))
+        return counter.get_total_flops()
+
+
+class Networks:
+    def __init__(self):
+        self.unet = build_empty("unet", official_config("unet")).eval()
+        self.lr_encoder = build_empty("lr_encoder", official_config("lr_encoder")).eval()
+        self.first_stage = build_empty("first_stage", official_config("first_stage")).eval()
+        self.video_vae = build_empty("video_vae", official_config("video_vae")).eval()
+        self._cache = {}
+
+    def denoise_eval(self, h: int, w: int, frames: int = WINDOW) -> int:
+        """One denoising evaluation (LR encoder + UNet) of ``frames`` frames on an h x w latent."""
+        key = ("denoise", h, w, frames)
+        if key not in self._cache:
+            def run(wrap):
+                x, lr = wrap(meta(frames, 4, h, w)), wrap(meta(frames, 4, h, w))
+                t, context = wrap(meta(1, dtype=torch.long)), wrap(meta(1, 77, 1024))
+                with torch.no_grad():
+                    self.unet(x, t, context, self.lr_encoder(lr, t), num_frames=frames)
+            self._cache[key] = count(run)
+        return self._cache[key]
+
+    def first_stage_encode(self, H: int, W: int) -> int:
+        def run(wrap):
+            with torch.no_grad():
+                self.first_stage.encode(wrap(meta(1, 3, H, W)))
+        return count(run)
+
+    def video_vae_encode(self, H: int, W: int) -> int:
+        def run(wrap):
+            with torch.no_grad():
+                self.video_vae.encode(wrap(meta(1, 3, H, W)))
+        return count(run)
+
+    def video_vae_decode(self, H: int, W: int) -> int:
+        """Per frame: the temporal decoder works on whole 5-frame clips, so decode 5 and divide."""
+        n = self.video_vae.config.num_frames
+
+        def run(wrap):
+            with torch.no_grad():
+                _, feats = self.video_vae.encode(wrap(meta(n, 3, H, W)))
+                with FlopCounterMode(display=False) as inner:
+                    self.video_vae.decode(wrap(meta(n, 4, H // 8, W // 8)), feats, 1.0)
+                run.flops = inner.get_total_flops()
+        count(run)
+        return run.flops // n
+
+
+def latent_tiles(h: int, w: int) -> tuple[int, int, int]:
+    """(tile height, tile width, tiles per step) for 64/32 tiling of an h x w latent."""
+    th, tw = fitted_tile(TILE, h), fitted_tile(TILE, w)
+    return th, tw, len(tile_origins(h, th, min(TILE_OVERLAP, th - 8))) * len(tile_origins(w, tw, min(TILE_OVERLAP, tw - 8)))
+
+
+def tflop(x: float) -> str:
+    return f"{x / 1e12:9.1f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--no-untiled", action="store_true", help="skip the exact untiled (whole-latent) count")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    print(f"torch.__version__ = {torch.__version__}")
+    print(f"machine: {machine()}")
+    nets = Networks()
+    steps = args.steps
+    print(f"steps = {steps}, latent tiles {TILE}/{TILE_OVERLAP}, windows of {WINDOW} frames "
+          f"(default mode overlap {OVERLAP}), FLOPs as counted by FlopCounterMode (1 MAC = 2 FLOPs)\n")
+
+    rows, vae_rows = [], []
+    for H, W in CASES:
+        plan = LRPlan.create(H, W, scale=4)
+        h, w = plan.latent_size
+        th, tw, tiles = latent_tiles(h, w)
+        tile_eval = nets.denoise_eval(th, tw)  # 5 frames, one tile
+        per_frame_step = tiles * tile_eval / WINDOW
+        official_canvas = per_frame_step * steps
+        # the official script also cuts the padded frame into 960-px image tiles (stride 750) and
+        # samples each one separately with 64/32 latent tiles inside it
+        origins, _ = image_tiles(plan, VQGAN_TILE, VQGAN_STRIDE)
+        ih, iw = min(VQGAN_TILE, plan.padded[0]) // 8, min(VQGAN_TILE, plan.padded[1]) // 8
+        ith, itw, itiles = latent_tiles(ih, iw)
+        official_script = len(origins) * itiles * nets.denoise_eval(ith, itw) / WINDOW * steps
+        default = official_canvas * WINDOW / (WINDOW - OVERLAP)
+        minimum = tile_eval * (h * w) / (th * tw) / WINDOW * steps
+        untiled = None
+        if not args.no_untiled:
+            # the UNet halves the latent 3 times, so run it on the largest multiple-of-8 latent and
+            # scale by area (1080p: 136x244 -> 136x240; the attention term is then slightly underestimated)
+            uh, uw = h - h % 8, w - w % 8
+            untiled = nets.denoise_eval(uh, uw) * (h * w) / (uh * uw) / WINDOW * steps
+        rows.append(dict(case=f"{H}x{W} -> {plan.output_size[0]}x{plan.output_size[1]}", latent=f"{h}x{w}",
+                         tiles=tiles, img_tiles=f"{len(origins)}x{itiles}", script=official_script,
+                         official=official_canvas, default=default, minimum=minimum, untiled=untiled,
+                         tile_eval=tile_eval))
+        Hp, Wp = plan.padded
+        vae_rows.append(dict(case=f"{H}x{W} (padded {Hp}x{Wp})", fs=nets.first_stage_encode(Hp, Wp),
+                             ve=nets.video_vae_encode(Hp, Wp), vd=nets.video_vae_decode(Hp, Wp)))
+
+    print(f"Sampling (LR encoder + UNet), TFLOP per output frame, {steps} steps")
+    head = (f"{'LR -> output':<24}{'latent':>9}{'tiles/step':>11}{'official':>10}{'default':>10}{'minimum':>10}"
+            f"{'untiled':>10}{'off/min':>9}{'def/min':>9}{'script':>10}{'(img tiles)':>12}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        untiled = tflop(r["untiled"]) if r["untiled"] is not None else f"{'-':>9}"
+        print(f"{r['case']:<24}{r['latent']:>9}{r['tiles']:>11} {tflop(r['official'])} {tflop(r['default'])} "
+              f"{tflop(r['minimum'])} {untiled}{r['official'] / r['minimum']:>8.2f}x{r['default'] / r['minimum']:>8.2f}x"
+              f" {tflop(r['script'])}{r['img_tiles']:>12}")
+    print("\n  official: one 64/32-tiled canvas per disjoint 5-frame window = tiles x (one tile eval) / 5 per frame per step")
+    print(f"  default : official x {WINDOW}/({WINDOW}-{OVERLAP}) = {WINDOW / (WINDOW - OVERLAP):.3f} "
+          "(long clips; windows of 5 overlapping by 2)")
+    print("  minimum : every latent pixel denoised once per step = tile eval x (h*w)/(64*64) / 5 (linear, no attention growth)")
+    print("  untiled : counted evaluation on the whole latent (attention is quadratic in h*w); sides not divisible by 8")
+    print("            are run at the multiple of 8 below and scaled by area")
+    print(f"  script  : official script as it runs: {VQGAN_TILE}-px image tiles (stride {VQGAN_STRIDE}), each 64/32-tiled;"
+          " (img tiles) = image tiles x latent tiles per image tile")
+    print(f"  one tile eval (LR encoder + UNet, [5,4,64,64]) = {rows[0]['tile_eval'] / 1e12:.3f} TFLOP")
+
+    print("\nVAE work per output frame (once per clip per frame, both modes), TFLOP")
+    head = f"{'LR (padded model input)':<32}{'1st-stage enc':>14}{'video-VAE enc':>14}{'video-VAE dec':>14}{'sum':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in vae_rows:
+        total = r["fs"] + r["ve"] + r["vd"]
+        print(f"{r['case']:<32}{r['fs'] / 1e12:>14.2f}{r['ve'] / 1e12:>14.2f}{r['vd'] / 1e12:>14.2f}{total / 1e12:>9.2f}")
+
+    hd = next(r for r in rows if r["latent"].startswith("13"))
+    ref_off, ref_min = REFERENCE_1080P
+    print(f"\nReference at 1080p: official {ref_off:.0f} vs minimum {ref_min:.0f} TFLOP/frame ({ref_off / ref_min:.1f}x).")
+    print(f"Here at 1080p:      official {hd['official'] / 1e12:.0f} vs minimum {hd['minimum'] / 1e12:.0f} TFLOP/frame "
+          f"({hd['official'] / hd['minimum']:.1f}x); script with image tiles {hd['script'] / 1e12:.0f}.")
+    off_dev, min_dev = hd["official"] / 1e12 / ref_off - 1, hd["minimum"] / 1e12 / ref_min - 1
+    if max(abs(off_dev), abs(min_dev)) > 0.15:
+        print(f"  differs from the reference by {off_dev:+.0%} (official) / {min_dev:+.0%} (minimum): see the notes in the report "
+              "(FLOP convention, latent padding and which tiling is counted change the totals).")
+    else:
+        print(f"  within 15% of the reference ({off_dev:+.0%} official, {min_dev:+.0%} minimum).")
+    print(f"\nwall time {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
