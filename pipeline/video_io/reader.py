@@ -1,0 +1,436 @@
+"""Probing and decoding: frame ranges, image sequences and the audio under the selected frames."""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Optional
+
+import av
+import numpy as np
+import torch
+
+from .av_helpers import _ffmpeg_log, _ffmpeg_said, _rgb
+from .data import (DEFAULT_SEQUENCE_FPS, IMAGE_EXTENSIONS, AudioTrack, PathLike, VideoClip, VideoInfo, VideoReadError,
+                   to_fraction)
+
+
+def _natural_key(path: str):
+    """Sort key putting ``frame2.png`` before ``frame10.png``."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def _image_sequence(path: str) -> Optional[list[str]]:
+    """The files of an image sequence when ``path`` is a folder or a glob pattern, else None."""
+    if os.path.isdir(path):
+        names = [os.path.join(path, n) for n in os.listdir(path)]
+        files = [
+            p for p in names
+            if p.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(p) and not os.path.basename(p).startswith(".")
+        ]
+        if not files:
+            raise VideoReadError(f"folder {path} contains no images ({', '.join(IMAGE_EXTENSIONS)})")
+        return sorted(files, key=_natural_key)
+    if not os.path.exists(path) and glob.has_magic(path):
+        files = [p for p in glob.glob(path) if os.path.isfile(p)]
+        if not files:
+            raise VideoReadError(f"no files match the pattern {path}")
+        return sorted(files, key=_natural_key)
+    return None
+
+
+def _check_range(start: int, count: int, every: int, force_fps: float) -> None:
+    for name, value, low in (("start", start, 0), ("count", count, 0), ("every", every, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise VideoReadError(f"{name} must be an integer >= {low}, got {value!r}")
+    if (isinstance(force_fps, bool) or not isinstance(force_fps, (int, float, Fraction))
+            or not math.isfinite(float(force_fps)) or force_fps < 0):
+        raise VideoReadError(f"force_fps must be 0 (keep the source rate) or a positive number, got {force_fps!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Selection:
+    """Frames ``start, start+every, ...``; at most ``count`` of them (0 = up to the end)."""
+
+    start: int
+    count: int
+    every: int
+
+    @property
+    def last(self) -> Optional[int]:
+        return self.start + (self.count - 1) * self.every if self.count else None
+
+    def wants(self, index: int) -> bool:
+        if index < self.start or (index - self.start) % self.every:
+            return False
+        return self.count == 0 or index <= self.last
+
+    def done_after(self, index: int) -> bool:
+        return self.count > 0 and index >= self.last
+
+
+# --------------------------------------------------------------------------------------------------
+# Probing
+
+
+def _open_input(path: str):
+    if not os.path.exists(path):
+        raise VideoReadError(f"video file not found: {path}")
+    if os.path.isdir(path):
+        raise VideoReadError(f"{path} is a folder without images")
+    with _ffmpeg_log() as logs:
+        try:
+            container = av.open(path, mode="r")
+        except av.FFmpegError as err:
+            raise VideoReadError(
+                f"cannot read {path} as a video (file is not a video or is damaged): {_ffmpeg_said(err, logs)}"
+            ) from None
+        except OSError as err:
+            raise VideoReadError(f"cannot open {path}: {err}") from None
+    if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+        container.close()
+        raise VideoReadError(f"{path} has no video stream (streams: {kinds})")
+    return container
+
+
+def _stream_fps(stream) -> Optional[Fraction]:
+    for name in ("guessed_rate", "average_rate", "base_rate"):
+        rate = getattr(stream, name, None)
+        if rate:
+            rate = Fraction(rate)
+            if 0 < rate <= 1000:
+                return rate
+    return None
+
+
+def _container_info(container, path: str) -> VideoInfo:
+    vs = container.streams.video[0]
+    cc = vs.codec_context
+    fps = _stream_fps(vs) or DEFAULT_SEQUENCE_FPS
+    duration = None
+    if vs.duration and vs.time_base:
+        duration = float(vs.duration * vs.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    audio = container.streams.audio[0] if container.streams.audio else None
+    return VideoInfo(
+        path=path,
+        container=container.format.name,
+        codec=cc.name,
+        width=int(cc.width),
+        height=int(cc.height),
+        fps=fps,
+        frame_count=int(vs.frames) if vs.frames else None,
+        duration=duration,
+        pixel_format=cc.pix_fmt,
+        has_audio=audio is not None,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        audio_sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
+        audio_channels=int(audio.codec_context.channels) if audio is not None else None,
+    )
+
+
+def _decode_image(path: str) -> np.ndarray:
+    with _ffmpeg_log() as logs:
+        try:
+            with av.open(path, mode="r") as container:
+                for frame in container.decode(video=0):
+                    return _rgb(frame)
+        except av.FFmpegError as err:
+            raise VideoReadError(f"cannot read image {path}: {_ffmpeg_said(err, logs)}") from None
+    raise VideoReadError(f"image {path} decoded to zero frames")
+
+
+def _sequence_info(path: str, files: list[str], first: Optional[np.ndarray] = None) -> VideoInfo:
+    if first is None:
+        first = _decode_image(files[0])
+    return VideoInfo(
+        path=path,
+        container="image_sequence",
+        codec=os.path.splitext(files[0])[1].lstrip(".").lower(),
+        width=int(first.shape[1]),
+        height=int(first.shape[0]),
+        fps=DEFAULT_SEQUENCE_FPS,
+        frame_count=len(files),
+        duration=float(len(files) / DEFAULT_SEQUENCE_FPS),
+        pixel_format="rgb24",
+        has_audio=False,
+        is_image_sequence=True,
+    )
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Header information of a video file, a single image, a folder of images or a glob pattern."""
+    path = os.fspath(path)
+    files = _image_sequence(path)
+    if files is not None:
+        return _sequence_info(path, files)
+    container = _open_input(path)
+    try:
+        return _container_info(container, path)
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+class _AudioCollector:
+    """Decoded audio as contiguous float32 chunks, placed on the container's timeline.
+
+    The first decoded frame's timestamp fixes where sample 0 sits; later samples are taken as
+    contiguous. Chunks that end before a given time can be dropped to bound memory while
+    frames before ``start`` are being skipped."""
+
+    def __init__(self) -> None:
+        self.resampler = None
+        self.sample_rate = 0
+        self.channels = 0
+        self.origin: Optional[Fraction] = None  # time of sample 0 (seconds)
+        self.dropped = 0  # samples removed from the front
+        self.chunks: list[np.ndarray] = []
+        self.held = 0  # samples in ``chunks``
+
+    def add(self, frame: av.AudioFrame) -> None:
+        if self.resampler is None:
+            self.sample_rate = int(frame.sample_rate)
+            self.resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=self.sample_rate)
+            self.channels = len(frame.layout.channels)
+            self.origin = Fraction(frame.pts) * frame.time_base if frame.pts is not None and frame.time_base else Fraction(0)
+        for out in self.resampler.resample(frame):
+            self._append(out)
+
+    def finish(self) -> None:
+        if self.resampler is not None:
+            for out in self.resampler.resample(None):
+                self._append(out)
+
+    def _append(self, frame: av.AudioFrame) -> None:
+        data = np.ascontiguousarray(frame.to_ndarray(), dtype=np.float32).reshape(self.channels, -1)
+        if data.shape[1]:
+            self.chunks.append(data)
+            self.held += data.shape[1]
+
+    def end_time(self) -> Optional[Fraction]:
+        if self.origin is None:
+            return None
+        return self.origin + Fraction(self.dropped + self.held, self.sample_rate)
+
+    def drop_before(self, t: Fraction) -> None:
+        if self.origin is None:
+            return
+        keep_from = t - Fraction(1, 10)  # a little slack for timestamp jitter
+        while self.chunks:
+            n = self.chunks[0].shape[1]
+            if self.origin + Fraction(self.dropped + n, self.sample_rate) >= keep_from:
+                break
+            self.chunks.pop(0)
+            self.dropped += n
+            self.held -= n
+
+    def extract(self, t0: Fraction, t1: Fraction) -> Optional[AudioTrack]:
+        """Samples for ``[t0, t1)``; silence is prepended if the audio starts after ``t0`` (keeps
+        sync), nothing is appended if it ends before ``t1``."""
+        if self.origin is None or not self.held:
+            return None
+        sr = self.sample_rate
+        a = math.floor((t0 - self.origin) * sr + Fraction(1, 2)) - self.dropped
+        b = math.floor((t1 - self.origin) * sr + Fraction(1, 2)) - self.dropped
+        data = np.concatenate(self.chunks, axis=1) if len(self.chunks) > 1 else self.chunks[0]
+        lead = max(0, -a)
+        body = data[:, max(a, 0) : max(min(b, data.shape[1]), 0)]
+        if lead and body.shape[1]:
+            body = np.concatenate([np.zeros((self.channels, min(lead, b - a)), np.float32), body], axis=1)
+        if body.shape[1] == 0:
+            return None
+        return AudioTrack(torch.from_numpy(np.ascontiguousarray(body)), sr)
+
+
+@dataclasses.dataclass
+class _Progress:
+    decoded: int = 0
+    first_time: Optional[Fraction] = None
+    selected: int = 0
+    decode_error: Optional[str] = None
+    frames_in_file: Optional[int] = None  # known once the end was reached
+
+
+def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollector], progress: _Progress, src_fps: Fraction):
+    """Yield the selected frames as RGB arrays; stop demuxing once the last wanted frame is out and
+    (when audio is collected) the audio reaches the end of the selected span."""
+    vs = container.streams.video[0]
+    vs.thread_type = "AUTO"
+    streams = [vs]
+    astream = None
+    if audio is not None and container.streams.audio:
+        astream = container.streams.audio[0]
+        streams.append(astream)
+    start_time = Fraction(vs.start_time) * vs.time_base if vs.start_time is not None and vs.time_base else Fraction(0)
+    index = 0
+    video_done = False
+    span_end: Optional[Fraction] = None
+
+    def decode(stream, packet):
+        try:
+            return stream.decode(packet)
+        except av.FFmpegError as err:  # a damaged packet: keep going, report if nothing decodes
+            if progress.decode_error is None:
+                progress.decode_error = str(err)
+            return []
+
+    for packet in container.demux(*streams):
+        if packet.stream.index == vs.index:
+            if video_done:
+                continue
+            for frame in decode(vs, packet):
+                progress.decoded += 1
+                if frame.pts is not None and frame.time_base:
+                    t = Fraction(frame.pts) * frame.time_base
+                else:
+                    t = start_time + Fraction(index) / src_fps
+                if sel.wants(index):
+                    if progress.first_time is None:
+                        progress.first_time = t
+                    progress.selected += 1
+                    yield _rgb(frame)
+                elif index < sel.start and audio is not None:
+                    audio.drop_before(t)
+                if sel.done_after(index):
+                    video_done = True
+                    span_end = progress.first_time + Fraction(progress.selected * sel.every) / src_fps
+                    index += 1
+                    break
+                index += 1
+            if video_done and (astream is None or _audio_covers(audio, span_end)):
+                return
+        elif astream is not None and packet.stream.index == astream.index:
+            for frame in decode(astream, packet):
+                audio.add(frame)
+            if video_done and _audio_covers(audio, span_end):
+                return
+    progress.frames_in_file = index
+
+
+def _audio_covers(audio: Optional[_AudioCollector], t: Optional[Fraction]) -> bool:
+    end = audio.end_time() if audio is not None else None
+    return end is not None and t is not None and end >= t
+
+
+def _read_sequence(path: str, files: list[str], sel: _Selection, progress: _Progress):
+    size = None
+    for index, file in enumerate(files):
+        if sel.wants(index):
+            rgb = _decode_image(file)
+            progress.decoded += 1
+            if size is None:
+                size = rgb.shape
+            elif rgb.shape != size:
+                raise VideoReadError(
+                    f"image sequence {path}: {file} is {rgb.shape[1]}x{rgb.shape[0]}, "
+                    f"but earlier images are {size[1]}x{size[0]}"
+                )
+            progress.selected += 1
+            yield rgb
+        if sel.done_after(index):
+            return
+    progress.frames_in_file = len(files)
+
+
+def _empty_result_error(path: str, sel: _Selection, progress: _Progress) -> VideoReadError:
+    total = progress.frames_in_file
+    if total:
+        return VideoReadError(
+            f"start={sel.start} is past the end of {path}: it has {total} frames (valid start: 0..{total - 1})"
+        )
+    detail = f" (decoder said: {progress.decode_error})" if progress.decode_error else ""
+    return VideoReadError(f"no frames could be decoded from {path}{detail}")
+
+
+def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, force_fps: float = 0.0) -> VideoClip:
+    """Decode frames ``start, start+every, ...`` (``count`` of them, 0 = to the end) of a video file,
+    a single image, an image folder or a glob pattern (``frames/*.png``; natural sort order).
+
+    Decoding stops after the last wanted frame (frames before ``start`` are decoded but not
+    converted; no seeking, so the frame index is exact even for variable-rate files).
+    ``fps`` of the result is the source rate / ``every``, or ``force_fps`` when > 0 (audio is never
+    retimed: it is the source audio under the selected frames). Image sequences run at
+    :data:`DEFAULT_SEQUENCE_FPS` unless ``force_fps`` is given and have no audio.
+    """
+    _check_range(start, count, every, force_fps)
+    path = os.fspath(path)
+    sel = _Selection(int(start), int(count), int(every))
+    progress = _Progress()
+    files = _image_sequence(path)
+    collector = None
+    if files is not None:
+        first = _decode_image(files[0])
+        info = _sequence_info(path, files, first)
+        frames = list(_read_sequence(path, files, sel, progress))
+    else:
+        container = _open_input(path)
+        try:
+            info = _container_info(container, path)
+            collector = _AudioCollector() if info.has_audio else None
+            with _ffmpeg_log() as logs:
+                try:
+                    frames = list(_decode_container(container, sel, collector, progress, info.fps))
+                    if collector is not None:
+                        collector.finish()
+                except av.FFmpegError as err:
+                    raise VideoReadError(f"error while decoding {path}: {_ffmpeg_said(err, logs)}") from None
+        finally:
+            container.close()
+    if not frames:
+        raise _empty_result_error(path, sel, progress)
+    if progress.decode_error:
+        warnings.warn(f"{path}: some packets could not be decoded ({progress.decode_error})", RuntimeWarning, stacklevel=2)
+    audio = None
+    if collector is not None and progress.first_time is not None:
+        span = Fraction(len(frames) * sel.every) / info.fps
+        audio = collector.extract(progress.first_time, progress.first_time + span)
+    fps = to_fraction(force_fps) if force_fps else info.fps / sel.every
+    return VideoClip(
+        frames=torch.from_numpy(np.stack(frames)),
+        fps=fps,
+        audio=audio,
+        source=info,
+        start=sel.start,
+        every=sel.every,
+        decoded_frames=progress.decoded,
+    )
+
+
+def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -> Iterator[torch.Tensor]:
+    """Stream the selected frames one by one as ``[H, W, 3]`` uint8 tensors (no audio), for clips too
+    long to hold in memory. Same selection rules and errors as :func:`read_video`."""
+    _check_range(start, count, every, 0.0)
+    path = os.fspath(path)
+    sel = _Selection(int(start), int(count), int(every))
+    progress = _Progress()
+    files = _image_sequence(path)
+    if files is not None:
+        source = _read_sequence(path, files, sel, progress)
+        for rgb in source:
+            yield torch.from_numpy(rgb)
+    else:
+        container = _open_input(path)
+        try:
+            fps = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
+            try:
+                for rgb in _decode_container(container, sel, None, progress, fps):
+                    yield torch.from_numpy(rgb)
+            except av.FFmpegError as err:
+                raise VideoReadError(f"error while decoding {path}: {err}") from None
+        finally:
+            container.close()
+    if progress.selected == 0:
+        raise _empty_result_error(path, sel, progress)
+
+
