@@ -164,7 +164,11 @@ def encode(path: str, frames: np.ndarray, audio: np.ndarray) -> None:
 
 
 def main(argv: list[str]) -> None:
-    path = argv[1] if len(argv) > 1 else OUTPUT
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Render the pack's sample LR clip (texture, text, a scene cut, audio).")
+    parser.add_argument("output", nargs="?", default=OUTPUT, help="where to write the clip (default: examples/sample_lr.mp4)")
+    path = parser.parse_args(argv[1:]).output
     encode(path, render_frames(), render_audio())
     print(f"wrote {path} ({os.path.getsize(path)} bytes, {FRAMES} frames {WIDTH}x{HEIGHT} at {FPS} fps, cut at frame {CUT})")
 
