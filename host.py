@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
 
 import torch
 
@@ -230,7 +229,7 @@ class Progress:
             sys.stderr.flush()
 
 
-def hooks(what: Optional[str] = None):
+def hooks():
     """Pipeline hooks wired to the host's progress bar and Cancel button."""
     from .pipeline.hooks import Hooks
 

@@ -70,7 +70,9 @@ def stitch_tiles(
     overlap_h, overlap_w = min(overlap, tile_h - 1), min(overlap, tile_w - 1)
     if weights is None:
         weights = gaussian_tile_weights(tile_h, tile_w)
-    weights = weights.to(x.device)
+    # The official code blends in float64; MPS has no float64, so there the blend runs in float32.
+    blend = torch.float32 if x.device.type == "mps" else torch.float64
+    weights = weights.to(x.device, blend)
     origins = [(y, xo) for xo in tile_origins(w, tile_w, overlap_w) for y in tile_origins(h, tile_h, overlap_h)]
     numerator = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     denominator = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
@@ -78,6 +80,6 @@ def stitch_tiles(
         for (y, xo), pred in zip(group, predict(group, tile_h, tile_w)):
             window = (slice(None), slice(None), slice(y, y + tile_h), slice(xo, xo + tile_w))
             # Formed in float64 and stored back as float32, as the official in-place update does.
-            numerator[window] = (numerator[window].double() + pred.double() * weights).float()
-            denominator[window] = (denominator[window].double() + weights).float()
+            numerator[window] = (numerator[window].to(blend) + pred.to(blend) * weights).float()
+            denominator[window] = (denominator[window].to(blend) + weights).float()
     return (numerator / denominator).to(x.dtype)
