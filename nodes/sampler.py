@@ -10,6 +10,7 @@ from ..pipeline.video import SamplingOptions, sample_video
 from .common import CATEGORY, image_to_frames, on_compute_device
 
 MODES = ["default", "official"]
+OFFICIAL_TILE_OVERLAP = 32  # the official script's --tile_overlap default
 
 
 class MGLDSampler:
@@ -41,12 +42,17 @@ class MGLDSampler:
                                                               "frame count. official: the official script's numbers."}),
             "window": ("INT", {"default": 5, "min": 2, "max": 16,
                                "tooltip": "Frames per temporal window (the model was trained on 5). default mode only."}),
-            "window_overlap": ("INT", {"default": 2, "min": 0, "max": 15,
-                                       "tooltip": "Frames shared by neighbouring windows, blended every step. default mode only."}),
+            "window_overlap": ("INT", {"default": 0, "min": 0, "max": 15,
+                                       "tooltip": "0 (recommended): disjoint windows whose borders move every step, each "
+                                                  "frame denoised once per step. >0: fixed windows sharing this many "
+                                                  "frames, blended every step (slower). default mode only."}),
             "tile_size": ("INT", {"default": 64, "min": 8, "max": 256, "step": 8,
                                   "tooltip": "Latent tile side (x8 pixels); any resolution is covered by Gaussian-blended tiles."}),
-            "tile_overlap": ("INT", {"default": 32, "min": 0, "max": 248, "step": 8,
-                                     "tooltip": "Latent overlap between neighbouring tiles."}),
+            "tile_overlap": ("INT", {"default": 0, "min": 0, "max": 248, "step": 8,
+                                     "tooltip": "0 (recommended in default mode): disjoint tiles whose borders move every "
+                                                "step, each latent pixel denoised once per step. >0: fixed tiles "
+                                                "overlapping by this much, Gaussian-blended (official: 32; ~3x the work "
+                                                "at 1080p). official mode: 0 means the script's 32."}),
         }}
 
     def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, mode, window, window_overlap,
@@ -68,7 +74,8 @@ class MGLDSampler:
                     raise ValueError(f"official mode upsamples x{flow.plan.scale:g} like the official script; set scale to "
                                      f"{flow.plan.scale:g} or use the default mode")
                 result = official_sample(frames, flow, **model.networks(), context=context, steps=steps,
-                                         strength=guidance_strength, seed=seed, tile_overlap=tile_overlap, hooks=hooks)
+                                         strength=guidance_strength, seed=seed, tile_overlap=tile_overlap or OFFICIAL_TILE_OVERLAP,
+                                         hooks=hooks)
                 samples = torch.cat([seg[0].samples for seg in result.tiles])[: frames.shape[0]].cpu()
             else:
                 plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)

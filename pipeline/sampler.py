@@ -15,7 +15,7 @@ import torch
 from .guidance import motion_guidance_step
 from .motion import MotionField
 from .schedule import RespacedSchedule, ddpm_step
-from .tiling import fitted_tile, gaussian_tile_weights, stitch_tiles
+from .tiling import fitted_tile, gaussian_tile_weights, stitch_shifted, stitch_tiles
 
 
 @dataclasses.dataclass
@@ -40,8 +40,12 @@ def model_dtype(module: torch.nn.Module) -> torch.dtype:
 
 def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_model: int, context: torch.Tensor,
                 tile: int = 64, overlap: int = 32, tiles_per_batch: int = 1, weights: torch.Tensor | None = None,
-                num_frames: int | None = None) -> torch.Tensor:
-    """Noise prediction for ``x [B*T,4,h,w]`` (windows of ``num_frames``) from latent tiles, the LR latent tiled alike."""
+                num_frames: int | None = None, shift_step: int | None = None) -> torch.Tensor:
+    """Noise prediction for ``x [B*T,4,h,w]`` (windows of ``num_frames``) from latent tiles, the LR latent tiled alike.
+
+    ``shift_step`` (default mode with no tile overlap) uses the disjoint tiles of that step, whose
+    borders move every step, instead of the fixed Gaussian-blended grid.
+    """
     dtype = model_dtype(unet)
     t = torch.tensor([t_model], device=x.device, dtype=torch.long)
     context = context.to(device=x.device, dtype=dtype)
@@ -53,6 +57,8 @@ def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_mo
         eps = unet(noisy, t, context, cond, num_frames).float()
         return eps.chunk(len(origins))
 
+    if shift_step is not None:
+        return stitch_shifted(x, predict, tile, shift_step, tiles_per_batch)
     return stitch_tiles(x, predict, tile, overlap, tiles_per_batch, weights)
 
 

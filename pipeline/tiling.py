@@ -12,6 +12,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from .partition import shifted_tiles, step_shift
+
 
 def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets along one axis: stride ``tile - overlap``, last tile flush with the end."""
@@ -83,3 +85,42 @@ def stitch_tiles(
             numerator[window] = (numerator[window].to(blend) + pred.to(blend) * weights).float()
             denominator[window] = (denominator[window].to(blend) + weights).float()
     return (numerator / denominator).to(x.dtype)
+
+
+def shifted_tile_grid(h: int, w: int, tile: int, step: int) -> list[tuple[int, int, int, int]]:
+    """``(y, x, tile_h, tile_w)`` of the disjoint latent tiles used at denoising ``step``."""
+    def side(length: int, axis: str) -> list[tuple[int, int]]:
+        fitted = max(8, min(tile, length - length % 8))
+        return shifted_tiles(length, fitted, 8 * step_shift(step, fitted // 8, axis))
+
+    rows, cols = side(h, "y"), side(w, "x")
+    return [(y, x, th, tw) for x, tw in cols for y, th in rows]
+
+
+def stitch_shifted(
+    x: torch.Tensor,
+    predict: Callable[[list[tuple[int, int]], int, int], list[torch.Tensor]],
+    tile: int,
+    step: int,
+    tiles_per_batch: int = 1,
+) -> torch.Tensor:
+    """Per-tile predictions over ``x [N, C, H, W]`` from the disjoint tiles of ``step`` (no blending).
+
+    Tiles cover each latent pixel once, except the few columns/rows where a side that is not a
+    multiple of 8 makes the last tile overlap its neighbour; there the predictions are averaged.
+    Same-size tiles are batched ``tiles_per_batch`` at a time, as in :func:`stitch_tiles`.
+    """
+    _, _, h, w = x.shape
+    grid = shifted_tile_grid(h, w, tile, step)
+    out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    count = torch.zeros((1, 1, h, w), dtype=torch.float32, device=x.device)
+    by_size: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for y, xo, th, tw in grid:
+        by_size.setdefault((th, tw), []).append((y, xo))
+    for (th, tw), origins in by_size.items():
+        for group in batched(origins, max(1, tiles_per_batch)):
+            for (y, xo), pred in zip(group, predict(group, th, tw)):
+                area = (slice(None), slice(None), slice(y, y + th), slice(xo, xo + tw))
+                out[area] += pred.float()
+                count[area] += 1.0
+    return (out / count).to(x.dtype)

@@ -5,6 +5,8 @@ covers each shot with windows of ``window`` frames overlapping by ``overlap`` (t
 flush with the shot's end, like spatial tiles) and blends the windows' noise predictions with
 triangular weights at every denoising step, so no seam survives. A shot shorter than a window is
 padded by mirroring its frames inside the window only; padded positions never reach the output.
+With no overlap, :func:`shifted_windows` instead cuts each shot into disjoint windows whose
+borders move at every denoising step (see ``partition.py``): every frame is denoised once per step.
 The official mode instead uses disjoint 5-frame segments padded by repeating the last frame.
 """
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+
+from .partition import shifted_parts, step_shift
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,16 @@ def triangular(window: int) -> list[float]:
     return [float(min(t + 1, window - t)) for t in range(window)]
 
 
+def _mirrored_window(start: int, length: int, window: int, weights: list[float]) -> Window:
+    """A shot shorter than a window, filled by reflection; repeated frames carry no weight."""
+    positions = mirrored(length, window)
+    seen, w = set(), []
+    for p, wt in zip(positions, weights):
+        w.append(wt if p not in seen else 0.0)
+        seen.add(p)
+    return Window(tuple(start + p for p in positions), tuple(w))
+
+
 def plan_windows(num_frames: int, window: int = 5, overlap: int = 2, cuts: torch.Tensor | None = None) -> list[Window]:
     """Windows covering every frame; none crosses a cut."""
     if num_frames < 1:
@@ -63,15 +77,30 @@ def plan_windows(num_frames: int, window: int = 5, overlap: int = 2, cuts: torch
     for start, stop in shots(num_frames, cuts):
         length = stop - start
         if length < window:
-            positions = mirrored(length, window)
-            seen, w = set(), []
-            for p, wt in zip(positions, weights):
-                w.append(wt if p not in seen else 0.0)
-                seen.add(p)
-            plan.append(Window(tuple(start + p for p in positions), tuple(w)))
+            plan.append(_mirrored_window(start, length, window, weights))
             continue
         for s in window_starts(length, window, overlap):
             plan.append(Window(tuple(range(start + s, start + s + window)), tuple(weights)))
+    return plan
+
+
+def shifted_windows(num_frames: int, window: int, step: int, cuts: torch.Tensor | None = None) -> list[Window]:
+    """Disjoint windows of ``ceil(window/2)`` to ``window`` frames per shot, borders moved by ``step``.
+
+    Shots shorter than a window get one mirrored window, as in :func:`plan_windows`.
+    """
+    if num_frames < 1:
+        raise ValueError("a clip needs at least one frame")
+    if window < 2:
+        raise ValueError(f"temporal window must be at least 2 frames, got {window}")
+    plan = []
+    for start, stop in shots(num_frames, cuts):
+        length = stop - start
+        if length < window:
+            plan.append(_mirrored_window(start, length, window, triangular(window)))
+            continue
+        for offset, size in shifted_parts(length, window, step_shift(step, window, "t")):
+            plan.append(Window(tuple(range(start + offset, start + offset + size)), (1.0,) * size))
     return plan
 
 

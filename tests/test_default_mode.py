@@ -177,7 +177,7 @@ def test_progress_preview_and_interrupt_hooks():
 
     frames = _ramp_clip(7, 64)
     plan = LRPlan.create(64, 64, 1, min_short_side=64)
-    models, options = stub_models(), SamplingOptions(steps=3, tile=8, tile_overlap=4)
+    models, options = stub_models(), SamplingOptions(steps=3, tile=8, tile_overlap=4, window_overlap=2)
     seen, previews = [], []
     hooks = Hooks(progress=lambda done, total, what: seen.append((done, total, what)), preview=previews.append)
     with torch.no_grad():
