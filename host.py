@@ -5,6 +5,7 @@ runner), so models, pipeline and node classes never import ComfyUI themselves.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -235,4 +236,9 @@ def hooks():
 
     bar = Progress()
     return Hooks(progress=bar, preview=bar.preview if _comfy("utils") is not None else None,
-                 check_interrupt=check_interrupt)
+                 check_interrupt=check_interrupt, message=notify)
+
+
+def notify(text: str) -> None:
+    """Messages that do not stop a run (e.g. an out-of-memory retry) go to the console/log."""
+    logging.getLogger("MGLD-VSR").warning(text)

@@ -6,6 +6,7 @@ preview and interrupt check, the headless runner a terminal bar. All are optiona
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Callable, Optional
 
 import torch
@@ -23,6 +24,15 @@ class Hooks:
     preview: Optional[Callable[[torch.Tensor], None]] = None
     #: ``check_interrupt()``: raises (e.g. :class:`Interrupted`) when the user asked to stop.
     check_interrupt: Optional[Callable[[], None]] = None
+    #: ``message(text)``: something the user should know that does not stop the run (e.g. an
+    #: out-of-memory retry with smaller tiles).
+    message: Optional[Callable[[str], None]] = None
+
+    def notice(self, text: str) -> None:
+        if self.message is not None:
+            self.message(text)
+        else:
+            warnings.warn(text, RuntimeWarning, stacklevel=2)
 
     def interrupt_point(self) -> None:
         if self.check_interrupt is not None:

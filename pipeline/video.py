@@ -25,6 +25,7 @@ from .frames import LRPlan
 from .guidance import clip_guidance_step
 from .hooks import Hooks, ProgressCounter
 from .motion import MotionField
+from .oom import is_out_of_memory, release_cached_memory, smaller_tile
 from .official import LATENT_SCALE, color_fix
 from .sampler import predict_eps
 from .schedule import ddpm_step, q_sample_respace, respaced_schedule
@@ -127,25 +128,60 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
     x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator).to(device))
     plans = [windows_at(step, schedule.steps, n, options, motion.cuts) for step in range(schedule.steps)]
     progress = ProgressCounter(hooks, sum(len(p) for p in plans), "sampling")
+    current = options
     for step, j in enumerate(reversed(range(schedule.steps))):
-        t_model = schedule.model_timestep(j)
-        eps_sum = torch.zeros_like(x)
-        weight_sum = torch.zeros(n, device=device)
-        tile_overlap = tile_overlap_at(step, schedule.steps, options)
-        for window in plans[step]:
-            index = torch.tensor(window.frames, device=device)
-            eps = predict_eps(unet, lr_encoder, x[index], lr_latent[index], t_model, context, options.tile,
-                              tile_overlap or 0, options.tiles_per_batch, num_frames=len(window.frames),
-                              shift_step=step if tile_overlap is None else None)
-            frame_weights = torch.tensor(window.weights, device=device)
-            eps_sum.index_add_(0, index, eps * frame_weights.view(-1, 1, 1, 1))
-            weight_sum.index_add_(0, index, frame_weights)
-            progress.step(x[index])
-        eps = eps_sum / weight_sum.view(-1, 1, 1, 1)
+        done = progress.done
+        while True:
+            try:
+                eps = _step_eps(unet, lr_encoder, x, lr_latent, context, schedule, step, j, plans[step], current,
+                                progress)
+                break
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+                if not is_out_of_memory(exc):
+                    raise
+                current = _fallback(current, exc, device, hooks)
+                progress.done = done
         noise = torch.randn(x.shape, generator=generator).to(device)
         x = ddpm_step(schedule, j, x, eps, noise)
         x, _ = clip_guidance_step(x, schedule, j, motion, options.strength)
     return VideoLatents(x, plan, motion.cuts.cpu())
+
+
+def _step_eps(unet, lr_encoder, x, lr_latent, context, schedule, step: int, j: int, windows: list[Window],
+              options: SamplingOptions, progress: ProgressCounter) -> torch.Tensor:
+    """The clip's noise prediction at one step: every window's tiled prediction, blended by window weights."""
+    t_model = schedule.model_timestep(j)
+    eps_sum = torch.zeros_like(x)
+    weight_sum = torch.zeros(x.shape[0], device=x.device)
+    tile_overlap = tile_overlap_at(step, schedule.steps, options)
+    for window in windows:
+        index = torch.tensor(window.frames, device=x.device)
+        eps = predict_eps(unet, lr_encoder, x[index], lr_latent[index], t_model, context, options.tile,
+                          tile_overlap or 0, options.tiles_per_batch, num_frames=len(window.frames),
+                          shift_step=step if tile_overlap is None else None)
+        frame_weights = torch.tensor(window.weights, device=x.device)
+        eps_sum.index_add_(0, index, eps * frame_weights.view(-1, 1, 1, 1))
+        weight_sum.index_add_(0, index, frame_weights)
+        progress.step(x[index])
+    return eps_sum / weight_sum.view(-1, 1, 1, 1)
+
+
+def _fallback(options: SamplingOptions, exc: BaseException, device: torch.device,
+              hooks: Optional[Hooks]) -> SamplingOptions:
+    """Options for retrying a step after running out of memory: one tile per batch, then half-size tiles."""
+    release_cached_memory(device)
+    if options.tiles_per_batch > 1:
+        smaller = dataclasses.replace(options, tiles_per_batch=1)
+    else:
+        tile = smaller_tile(options.tile)
+        if tile is None:
+            raise MemoryError(f"out of memory on {device} even with {options.tile}-px latent tiles, one at a time: "
+                              "free memory (close other programs or models), use fewer frames per window, or "
+                              "a smaller clip") from exc
+        smaller = dataclasses.replace(options, tile=tile, tile_overlap=min(options.tile_overlap, tile // 2))
+    (hooks or Hooks()).notice(f"out of memory on {device}: retrying the step with {smaller.tile}-px latent tiles, "
+                              f"{smaller.tiles_per_batch} per batch")
+    return smaller
 
 
 def finishing(step: int, total: int) -> bool:
@@ -236,7 +272,20 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
     next_frame = 0
     for k, win in enumerate(windows):
         lr = plan.prepare(frames[list(win.frames)], device).to(dtype)
-        decoded = decode_window(video_vae, z[list(win.frames)].to(device, dtype), lr, dec_w, tile)
+        while True:
+            try:
+                decoded = decode_window(video_vae, z[list(win.frames)].to(device, dtype), lr, dec_w, tile)
+                break
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+                if not is_out_of_memory(exc):
+                    raise
+                release_cached_memory(device)
+                smaller = smaller_tile(tile if tile > 0 else max(z.shape[-2:]))
+                if smaller is None:
+                    raise MemoryError(f"out of memory on {device} decoding even with {8 * tile}-px tiles: free memory "
+                                      "or decode on a smaller clip") from exc
+                tile = smaller
+                (hooks or Hooks()).notice(f"out of memory on {device}: decoding with {8 * tile}-px tiles from now on")
         for pos, (f, wt) in enumerate(zip(win.frames, win.weights)):
             if wt == 0:
                 continue
