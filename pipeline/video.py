@@ -21,6 +21,7 @@ from typing import Iterator, Optional
 
 import torch
 
+from .budget import fit_decode, fit_sampling
 from .frames import LRPlan
 from .guidance import clip_guidance_step
 from .hooks import Hooks, ProgressCounter
@@ -49,6 +50,7 @@ class SamplingOptions:
     tile: int = 64  # latent tile side (8 latent px = 64 image px)
     tile_overlap: int = 0  # 0: disjoint tiles shifted every step; >0: fixed Gaussian-blended grid
     tiles_per_batch: int = 1
+    memory_budget_gb: float = 0.0  # cap on estimated accelerator memory; 0 = no cap
 
     def validate(self, latent_size: tuple[int, int]) -> None:
         if not 1 <= int(self.steps) <= 1000:
@@ -67,6 +69,8 @@ class SamplingOptions:
                              f"use a tile of at most {min(latent_size) - min(latent_size) % 8}")
         if self.tiles_per_batch < 1:
             raise ValueError("tiles_per_batch must be at least 1")
+        if not (0 <= self.memory_budget_gb < float("inf")):
+            raise ValueError(f"memory budget must be >= 0 GB (0 = no cap), got {self.memory_budget_gb}")
 
 
 @dataclasses.dataclass
@@ -120,11 +124,18 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
                          "compute the flow from the same frames")
     if tuple(motion.size) != tuple(latent_size):
         raise ValueError(f"the motion field is {tuple(motion.size)} but the latent grid is {tuple(latent_size)}")
+    encode_chunk = None
+    if options.memory_budget_gb > 0:
+        fit = fit_sampling(unet, lr_encoder, first_stage, plan, n, options, options.memory_budget_gb)
+        options, encode_chunk = fit.options, fit.encode_chunk
+        (hooks or Hooks(message=lambda _: None)).notice(
+            f"memory budget {options.memory_budget_gb:g} GB: {options.tile}-px latent tiles, {encode_chunk} frame(s) "
+            f"per VAE encode, estimated peak {fit.peak_bytes / 1e9:.2f} GB")
     schedule = respaced_schedule(options.steps)
     generator = torch.Generator().manual_seed(int(options.seed))
     device = next(unet.parameters()).device
     motion = motion.to(device)
-    lr_latent = encode_lr_latents(first_stage, frames, plan, generator).to(device)
+    lr_latent = encode_lr_latents(first_stage, frames, plan, generator, encode_chunk).to(device)
     x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator).to(device))
     plans = [windows_at(step, schedule.steps, n, options, motion.cuts) for step in range(schedule.steps)]
     progress = ProgressCounter(hooks, sum(len(p) for p in plans), "sampling")
@@ -247,13 +258,14 @@ def decode_window(video_vae, z: torch.Tensor, lr: torch.Tensor, dec_w: float, ti
 
 
 def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec_w: float = 1.0,
-                  colorfix: str = "adain", overlap: int = 2, tile: int = 0,
+                  colorfix: str = "adain", overlap: int = 2, tile: int = 0, memory_budget_gb: float = 0.0,
                   hooks: Optional[Hooks] = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(index, frame [H',W',3] float in [0,1])`` in order, as soon as each frame is final.
 
     Decoding uses the video VAE's own window length with overlapping windows blended with
     triangular weights; at most one window of frames is held, so long clips stream. ``tile`` is
-    the spatial decode tile in latent pixels (0 = whole frames).
+    the spatial decode tile in latent pixels (0 = whole frames); with ``memory_budget_gb`` > 0 it
+    shrinks until the estimated peak fits.
     """
     plan, z = latents.plan, latents.latents
     n = z.shape[0]
@@ -263,6 +275,10 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
         raise ValueError(f"LR frames are {tuple(frames.shape[1:3])} but the latents were sampled for {plan.lr_size}")
     if not 0.0 <= float(dec_w) <= 1.0:
         raise ValueError(f"CFW fusion weight w must be in [0, 1], got {dec_w}")
+    if not (0 <= memory_budget_gb < float("inf")):
+        raise ValueError(f"memory budget must be >= 0 GB (0 = no cap), got {memory_budget_gb}")
+    if memory_budget_gb > 0:
+        tile, _ = fit_decode(video_vae, plan, tile, memory_budget_gb)
     device = next(video_vae.parameters()).device
     dtype = next(video_vae.parameters()).dtype
     window = video_vae.num_frames
