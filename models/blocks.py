@@ -12,6 +12,8 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from .attention import attention
+
 
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm(32) evaluated in float32 and cast back: half-precision statistics drift otherwise."""
@@ -127,7 +129,7 @@ class CrossAttention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (self.to_q(x), self.to_k(context), self.to_v(context)))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)  # query-chunked for large tiles (bounded score matrix)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -208,6 +210,6 @@ class LegacyAttentionBlock(nn.Module):
         qkv = self.qkv(self.norm(x).reshape(n, c, h * w))
         q, k, v = rearrange(qkv, "n (h three d) t -> three n h t d", h=self.heads, three=3)
         # Contiguous heads keep SDPA on its fused kernel (about 5x faster on CPU than strided inputs).
-        out = F.scaled_dot_product_attention(q.contiguous(), k.contiguous(), v.contiguous())
+        out = attention(q.contiguous(), k.contiguous(), v.contiguous())
         out = rearrange(out, "n h t d -> n (h d) t")
         return x + self.proj_out(out).reshape(n, c, h, w)

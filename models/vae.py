@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .attention import attention
+
 #: Diffusion latents are this factor times VAE latents (SD 2.x ``scale_factor``).
 LATENT_SCALE = 0.18215
 
@@ -26,18 +28,39 @@ LATENT_SCALE = 0.18215
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
+#: Bound, in bytes, of the float32 working copy :class:`VAEGroupNorm` makes of a half-precision input.
+#: At full output resolution one fp16 VAE activation is 0.5-2 GiB; converting it whole to float32
+#: (input and result, 4x its size) was the largest allocation of the encoder and the CFW decoder
+#: (issue #5 memory target). Groups are independent, so normalising a few at a time is exact.
+NORM_CHUNK_BYTES = 256 * 2 ** 20
+
+
 class VAEGroupNorm(nn.GroupNorm):
     """GroupNorm(32 groups, eps 1e-6, affine) of every VAE block, evaluated in float32.
 
-    Statistics in float32 are identical for float32 inputs and keep fp16/bf16 runs stable.
+    Statistics in float32 are identical for float32 inputs and keep fp16/bf16 runs stable. Half
+    inputs larger than :data:`NORM_CHUNK_BYTES` in float32 are normalised a slice of whole groups at
+    a time, each slice's float32 result cast into one output of the input's dtype.
     """
 
     def __init__(self, channels: int):
         super().__init__(32, channels, eps=1e-6, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps)
-        return out.to(x.dtype)
+        groups = self.num_groups
+        group_bytes = x.numel() // groups * 4  # one group of every batch entry, in float32
+        per_chunk = max(1, NORM_CHUNK_BYTES // max(group_bytes, 1))
+        if x.dtype == torch.float32 or per_chunk >= groups:
+            out = F.group_norm(x.float(), groups, self.weight.float(), self.bias.float(), self.eps)
+            return out.to(x.dtype)
+        width = x.shape[1] // groups
+        out = torch.empty_like(x)
+        for first in range(0, groups, per_chunk):
+            count = min(per_chunk, groups - first)
+            part = slice(first * width, (first + count) * width)
+            out[:, part] = F.group_norm(x[:, part].float(), count, self.weight[part].float(), self.bias[part].float(),
+                                        self.eps)
+        return out
 
 
 class ResnetBlock(nn.Module):
@@ -56,10 +79,14 @@ class ResnetBlock(nn.Module):
         setattr(self, skip_name, nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        # Written so that at most three full-resolution activations are alive at once (the VAE's peak
+        # memory at 1080p/4K): SiLU in place on each fresh normalised copy, each conv input dropped
+        # as soon as it is normalised, the skip added in place (a + b == b + a, so the same numbers).
+        h = self.conv1(F.silu(self.norm1(x), inplace=True))
+        h = F.silu(self.norm2(h), inplace=True)
+        h = self.conv2(h)
         skip = getattr(self, self.skip_name)
-        return (x if skip is None else skip(x)) + h
+        return h.add_(x if skip is None else skip(x))
 
 
 class SpatialSelfAttention(nn.Module):
@@ -81,7 +108,7 @@ class SpatialSelfAttention(nn.Module):
         normed = self.norm(x)
         # [N, C, H, W] -> [N, 1 head, H*W tokens, C]; contiguous channels keep SDPA on its fused CPU kernel
         q, k, v = (proj(normed).reshape(n, 1, c, h * w).transpose(-1, -2).contiguous() for proj in (self.q, self.k, self.v))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)  # query-chunked when a 1080p+ latent would make the score matrix huge
         out = out.transpose(-1, -2).reshape(n, c, h, w)
         return x + self.proj_out(out)
 
@@ -191,7 +218,7 @@ class Encoder(nn.Module):
             if level != len(self.down) - 1:
                 h = stage.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        h = self.conv_out(F.silu(self.norm_out(h)))
+        h = self.conv_out(F.silu(self.norm_out(h), inplace=True))
         return h, [features[level] for level in feature_levels]
 
 

@@ -199,7 +199,7 @@ class VideoDecoderMix(nn.Module):
                 h = getattr(self, f"fusion_layer_{level}")(enc, h, fusion_w)
             if level != 0:
                 h = stage.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h), inplace=True))  # in place: the normalised copy is fresh
 
 
 class TemporalCFWVideoVAE(nn.Module):
