@@ -108,8 +108,9 @@ def fit_decode(video_vae, plan, tile: int, budget_gb: float) -> tuple[int, int]:
     hp, wp = plan.padded
     frames = video_vae.num_frames
     size = torch.empty((), dtype=dtype).element_size()
-    # the window's latents and LR frames at the model dtype, the float32 blend and weight canvases
-    window_state = frames * (4 * h * w * size + 3 * hp * wp * (size + 4)) + hp * wp * 4
+    # the window's latents and LR frames at the model dtype, its float32 blend canvas and weights, the
+    # previous window's float32 frames (alive until replaced) and up to two pending overlap frames
+    window_state = frames * (4 * h * w * size + 3 * hp * wp * (size + 4 + 4)) + hp * wp * 4 + 2 * 3 * hp * wp * 4
 
     def need(t: int) -> int:
         th, tw = (h, w) if t <= 0 else (min(t, h), min(t, w))
