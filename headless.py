@@ -72,7 +72,9 @@ def to_api(workflow: dict, classes: dict) -> dict:
         inputs: dict[str, Any] = {}
         values = list(node.get("widgets_values") or [])
         layout = widget_layout(cls)
-        if len(values) < len([w for w in layout if not w[0].startswith("<")]):
+        required = {name for name, _, _, req in input_specs(cls) if req}
+        needed = max((i + 1 for i, (name, _, _) in enumerate(layout) if name in required), default=0)
+        if len(values) < needed:  # optional widgets come last: workflows saved before they existed lack them
             raise WorkflowError(f"node {node['id']} ({kind}) has {len(values)} widget values, expected {len(layout)}")
         for (name, _, _), value in zip(layout, values):
             if not name.startswith("<"):
@@ -176,6 +178,49 @@ class Runner:
                 self.executed.append(node_id)
             signatures[node_id] = signature
         return results
+
+
+#: The node that replaces a Decode -> Save pair when the decoded frames go nowhere else (see :func:`stream_to_file`).
+STREAMING_NODE = "MGLDDecodeAndSave"
+
+
+def stream_to_file(api: dict, classes: dict) -> list[str]:
+    """Run each MGLD decoder whose frames feed only one MGLD saver as the streaming decode-and-save node.
+
+    The graph computes the same file, but the decoded clip is written frame by frame instead of being
+    held whole as an IMAGE between two nodes, so RAM no longer grows with the clip length. The merged
+    node keeps the saver's id and title (its result is the saved path, as before); the decoder's inputs
+    come first, as the merged node declares them. Returns the ids of the savers that now stream.
+    """
+    if STREAMING_NODE not in classes:
+        return []
+    accepted = {name for name, *_ in input_specs(classes[STREAMING_NODE])}
+    consumers: dict[str, list[tuple[str, str]]] = {}
+    for node_id, node in api.items():
+        for name, value in node["inputs"].items():
+            if _is_link(value, api):
+                consumers.setdefault(str(value[0]), []).append((node_id, name))
+    merged = []
+    for decode_id in [i for i, n in api.items() if n["class_type"] == "MGLDDecode"]:
+        users = consumers.get(decode_id, [])
+        if len(users) != 1:
+            continue
+        save_id, socket = users[0]
+        save = api[save_id]
+        if save["class_type"] != "MGLDSaveVideo" or socket != "frames":
+            continue
+        inputs = dict(api[decode_id]["inputs"])
+        inputs.update({k: v for k, v in save["inputs"].items() if k != "frames"})
+        if not set(inputs) <= accepted:
+            continue
+        api[save_id] = {"class_type": STREAMING_NODE, "inputs": inputs, "title": save.get("title", STREAMING_NODE)}
+        del api[decode_id]
+        merged.append(save_id)
+    return merged
+
+
+def _is_link(value, api: dict) -> bool:
+    return isinstance(value, list) and len(value) == 2 and str(value[0]) in api
 
 
 def topological_order(api: dict) -> list[str]:

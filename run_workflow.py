@@ -2,7 +2,10 @@
 """Run a shipped MGLD-VSR workflow without ComfyUI (the README's main job).
 
     python run_workflow.py workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
-        [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20]
+        [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream]
+
+A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
+file; the upscaled clip is written frame by frame instead of held in RAM), so long clips fit.
 """
 import argparse
 import os
@@ -28,6 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument("--models", help="folder holding the weight files (default: ./models/mgld)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.WIDGET=VALUE",
                         help="override a widget; NODE is a node id, title or type")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="run a Decode -> Save pair as two nodes (the whole upscaled clip in RAM) instead of "
+                             "streaming decoded frames into the file")
     args = parser.parse_args(argv)
     if args.models:
         os.environ["MGLD_MODELS_DIR"] = os.path.abspath(args.models)
@@ -43,6 +49,8 @@ def main(argv=None) -> int:
             for node in loaders:
                 node["inputs"]["video"] = os.path.abspath(args.input)
         headless.apply_overrides(api, pack.NODE_CLASS_MAPPINGS, args.set)
+        if not args.no_stream:  # same file, but RAM does not grow with the clip length
+            headless.stream_to_file(api, pack.NODE_CLASS_MAPPINGS)
         missing = headless.missing_weights(api)
         if missing:
             print(WEIGHTS_HELP.format(missing=", ".join(missing), folder=host.model_dirs()[0]), file=sys.stderr)
@@ -52,7 +60,7 @@ def main(argv=None) -> int:
     except (headless.WorkflowError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    saved = [results[i][0] for i, n in api.items() if n["class_type"] == "MGLDSaveVideo"]
+    saved = [results[i][0] for i, n in api.items() if n["class_type"] in ("MGLDSaveVideo", headless.STREAMING_NODE)]
     if args.output and saved:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)) or ".", exist_ok=True)
         shutil.move(saved[-1], args.output)

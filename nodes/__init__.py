@@ -7,6 +7,7 @@ from .flow import MGLDFlow
 from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
 from .metrics import MGLDWarpingError
 from .sampler import MGLDSampler
+from .stream import MGLDDecodeAndSave
 from .video import MGLDLoadVideo, MGLDSaveVideo
 
 NODE_CLASS_MAPPINGS = {
@@ -19,6 +20,7 @@ NODE_CLASS_MAPPINGS = {
     "MGLDDecode": MGLDDecode,
     "MGLDSaveVideo": MGLDSaveVideo,
     "MGLDWarpingError": MGLDWarpingError,
+    "MGLDDecodeAndSave": MGLDDecodeAndSave,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -31,4 +33,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MGLDDecode": "MGLD Temporal CFW Decode",
     "MGLDSaveVideo": "MGLD Save Video",
     "MGLDWarpingError": "MGLD Warping Error",
+    "MGLDDecodeAndSave": "MGLD Decode + Save Video (long videos)",
 }

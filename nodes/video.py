@@ -14,6 +14,8 @@ from .common import CATEGORY, image_to_frames
 SAMPLE_CLIP = "sample_lr.mp4"
 CODECS = ["h264", "h265", "prores", "ffv1", "png"]
 PIXEL_FORMATS = ["auto", "yuv420p", "yuv420p10le", "yuv444p", "yuv444p10le", "yuv422p10le", "rgb24"]
+#: File suffix each codec is saved with (png: a folder of numbered frames).
+SUFFIXES = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "png": ""}
 
 
 class MGLDLoadVideo:
@@ -64,6 +66,24 @@ class MGLDLoadVideo:
         return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
 
 
+def _uint8_frames(images: torch.Tensor):
+    """An IMAGE batch as 8-bit frames converted one at a time, so saving never holds a second copy of the clip.
+
+    The batch is checked at once (shape, channels, not empty); each frame is then converted exactly as a
+    whole batch would be (float, clamped to [0, 1], scaled and rounded).
+    """
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    image_to_frames(images[:1])  # raises now, before any file is opened, if the batch is unusable
+
+    def convert():
+        for index in range(images.shape[0]):
+            frame = image_to_frames(images[index:index + 1])[0]
+            yield (frame * 255.0).round().to(torch.uint8)
+
+    return convert()
+
+
 def _next_output_path(prefix: str, suffix: str) -> tuple[str, str, str]:
     """``(full path, subfolder, filename)`` for ``prefix_00001.suffix`` in the output folder, never overwriting."""
     out_root = host.output_dir()
@@ -107,10 +127,9 @@ class MGLDSaveVideo:
         }
 
     def save(self, frames, fps, filename_prefix, codec, crf, pixel_format, audio=None):
-        frames = image_to_frames(frames)
-        suffix = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "png": ""}[codec]
+        uint8 = _uint8_frames(frames)
+        suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix)
-        uint8 = (frames * 255.0).round().to(torch.uint8)
         # Cancel stops the encode between frames; the writer then removes its temporary file.
         written = video_io.write_video(path, uint8, fps, audio=video_io.audio_from_comfy(audio), codec=codec, crf=crf,
                                        pixel_format=None if pixel_format == "auto" else pixel_format,

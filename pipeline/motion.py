@@ -175,9 +175,21 @@ def _content_resize(flow: torch.Tensor, source, target) -> torch.Tensor:
     return torch.nn.functional.pad(content, (0, tw - dw, 0, th - dh), mode="replicate")
 
 
-def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int = 16,
+#: RAFT input pixels per call (frames x height x width): its correlation volumes grow with the
+#: frame size, so 4K clips are sent 8 frames at a time (about 4 GB) and 1080p ones 16.
+FLOW_PIXELS_PER_CALL = 4_300_000
+
+
+def flow_chunk_for(plan) -> int:
+    """Frames per RAFT call for frames of ``plan``: 16, fewer when they are large."""
+    return max(2, min(16, FLOW_PIXELS_PER_CALL // (plan.flow_size[0] * plan.flow_size[1])))
+
+
+def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int | None = None,
                hooks=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
+
+    ``chunk`` defaults to 16 frames, fewer for large frames (``FLOW_PIXELS_PER_CALL``).
 
     Frames are prepared as the official script prepares them (upsample, pad, quarter size) so the
     official mode gets exactly its flows; consecutive chunks share one frame so every pair is seen once.
@@ -185,6 +197,8 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     from .frames import flow_network_input
     from .hooks import ProgressCounter
 
+    if chunk is None:
+        chunk = flow_chunk_for(plan)
     if chunk < 2:
         raise ValueError(f"flow chunk must hold at least 2 frames, got {chunk}")
     n = frames.shape[0]
@@ -192,27 +206,27 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
         raise ValueError("no frames to compute flow for")
     device = next(raft.parameters()).device
     progress = ProgressCounter(hooks, n, "optical flow")
-    forward, backward, scores = [], [], []
+    # Filled chunk by chunk: the clip's flows exist once (no list of chunks concatenated at the end).
+    hf, wf = plan.flow_size
+    ff = torch.empty(n - 1, 2, hf, wf, device=device)
+    fb = torch.empty(n - 1, 2, hf, wf, device=device)
+    score = torch.zeros(n - 1, device=device)
     start, last = 0, None
     while True:
         stop = min(n, start + chunk)
         prepared = flow_network_input(plan.prepare(frames[start:stop], device))
         if stop - start > 1:
-            ff, fb = compute_flows(raft, prepared.unsqueeze(0))
-            forward.append(ff[0].float())
-            backward.append(fb[0].float())
+            pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
+            ff[start:stop - 1] = pair_ff[0]
+            fb[start:stop - 1] = pair_fb[0]
+            del pair_ff, pair_fb
             lr01 = frames[start:stop].to(device)
             lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
-            scores.append(colour_histogram_jumps(lr01.permute(0, 3, 1, 2)))
+            score[start:stop - 1] = colour_histogram_jumps(lr01.permute(0, 3, 1, 2))
         last = prepared[-1:]
         progress.step(amount=stop - start - (start > 0))
         if stop == n:
             break
         start = stop - 1
     tail_ff, tail_fb = compute_flows(raft, torch.stack([last[0], last[0]]).unsqueeze(0))
-    hf, wf = plan.flow_size
-    empty = torch.zeros(0, 2, hf, wf, device=device)
-    ff = torch.cat(forward) if forward else empty
-    fb = torch.cat(backward) if backward else empty.clone()
-    score = torch.cat(scores) if scores else torch.zeros(0, device=device)
     return ClipFlow(ff, fb, tail_ff[0].float(), tail_fb[0].float(), plan, score > cut_threshold, score)

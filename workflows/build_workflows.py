@@ -129,9 +129,28 @@ def advanced(classes):
     return g.to_json()
 
 
+def long_video(classes):
+    """The basic graph with the decoder and saver merged, so the upscaled clip is written frame by frame."""
+    g = Graph(classes)
+    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
+    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
+    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
+    g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
+    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
+    g.add(7, "MGLDDecodeAndSave", (840, 40), {"filename_prefix": "MGLD/mgld_vsr_long"},
+          links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0), "fps": (4, 1), "audio": (4, 2)},
+          size=(340, 330))
+    return g.to_json()
+
+
+WORKFLOWS = (("mgld_vsr_basic.json", basic), ("mgld_vsr_advanced.json", advanced),
+             ("mgld_vsr_long_video.json", long_video))
+
+
 def main():
     pack = load_pack()
-    for name, build in (("mgld_vsr_basic.json", basic), ("mgld_vsr_advanced.json", advanced)):
+    for name, build in WORKFLOWS:
         text = json.dumps(build(pack.NODE_CLASS_MAPPINGS), indent=1) + "\n"
         for folder in (HERE, ROOT / "example_workflows"):
             folder.mkdir(exist_ok=True)
