@@ -162,6 +162,13 @@ def offload_device() -> torch.device:
     return mm.unet_offload_device() if mm is not None else torch.device("cpu")
 
 
+def make_room(nbytes: int, device: torch.device) -> None:
+    """Ask ComfyUI's model manager to unload other models until ``nbytes`` are free on ``device``."""
+    mm = _comfy("model_management")
+    if mm is not None:
+        mm.free_memory(nbytes + mm.minimum_inference_memory(), device)
+
+
 def free_memory() -> None:
     mm = _comfy("model_management")
     if mm is not None:

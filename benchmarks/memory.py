@@ -10,7 +10,6 @@ so the pipeline peak is the largest stage peak. Stage peaks come from ``pipeline
 tensors the pipeline keeps on the device during that stage, itemised below the table.
 """
 import argparse
-import inspect
 import time
 
 from _common import machine
@@ -22,7 +21,7 @@ from mgld_vsr.pipeline.frames import LRPlan, flow_network_input
 from mgld_vsr.pipeline.guidance import clip_guidance_step
 from mgld_vsr.pipeline.memory import (GiB, decode_peak, encode_peak, flow_peak, measure, meta_copy,
                                       sampling_peak)
-from mgld_vsr.pipeline.motion import MotionField, clip_flows
+from mgld_vsr.pipeline.motion import MotionField, flow_chunk_for
 from mgld_vsr.pipeline.schedule import respaced_schedule
 
 GB = 10 ** 9  # the issue's targets are in GB
@@ -76,6 +75,7 @@ def report(lr: tuple[int, int], models: dict, decode_tile: int, flow_chunk: int)
           f"(model input {hp}x{wp}, latent {lh}x{lw}, RAFT input {fh}x{fw}); fp16, RAFT fp32")
     latent = WINDOW * 4 * lh * lw * F32  # one float32 latent tensor of the window
     pairs_window = 2 * (WINDOW - 1)
+    flow_chunk = flow_chunk or flow_chunk_for(plan)
     pairs_chunk = 2 * (flow_chunk - 1)
     rows = []  # (label, weights, stage peak, resident, counts toward pipeline peak)
 
@@ -139,9 +139,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", action="append", help="LR size HxW (repeatable; default: 270x480 and 540x960)")
     parser.add_argument("--decode-tile", type=int, default=768, help="decoder tile in output pixels (default 768)")
-    default_chunk = inspect.signature(clip_flows).parameters["chunk"].default
-    parser.add_argument("--flow-chunk", type=int, default=default_chunk,
-                        help=f"frames per RAFT call in clip_flows (default {default_chunk}, the pipeline's)")
+    parser.add_argument("--flow-chunk", type=int, default=None,
+                        help="frames per RAFT call in clip_flows (default: the pipeline's choice for the size)")
     args = parser.parse_args()
     sizes = [tuple(map(int, s.split("x"))) for s in (args.lr or ["270x480", "540x960"])]
     print(f"# {machine()}")

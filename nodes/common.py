@@ -9,6 +9,10 @@ from .. import host
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 CATEGORY = "MGLD-VSR"
+MEMORY_BUDGET_TOOLTIP = ("Cap on the GPU memory this node may use, in GB (weights + activations, estimated exactly "
+                         "before running). Tiles shrink to fit; a cap below what the smallest tile needs is refused "
+                         "with the smallest cap that works. 0 = no cap (an out-of-memory error is still retried with "
+                         "smaller tiles).")
 
 
 def weight_dtype(choice: str, device: torch.device) -> torch.dtype:
@@ -27,10 +31,18 @@ def weight_dtype(choice: str, device: torch.device) -> torch.dtype:
 
 
 @contextlib.contextmanager
-def on_compute_device(*modules):
-    """Keep models on the compute device only while a stage runs, then give the memory back."""
+def on_compute_device(*modules, reserve=None):
+    """Keep models on the compute device only while a stage runs, then give the memory back.
+
+    ``reserve()`` (called only for accelerators) estimates the bytes the stage needs in all; the
+    host's model manager evicts other models until that much is free (ComfyUI: its loaded models).
+    """
     device, offload = host.compute_device(), host.offload_device()
     modules = [m for m in modules if m is not None]
+    if device.type != "cpu":
+        needed = reserve() if reserve is not None else 0
+        needed = max(needed, sum(t.numel() * t.element_size() for m in modules for t in m.parameters()))
+        host.make_room(needed, device)
     for m in modules:
         m.to(device)
     try:

@@ -6,7 +6,7 @@ import torch
 from .. import host
 from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_video
-from .common import CATEGORY, image_to_frames, on_compute_device
+from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
 
 
 class MGLDDecode:
@@ -33,9 +33,12 @@ class MGLDDecode:
                                     "tooltip": "Decode in spatial tiles of this many output pixels (each keeps the whole "
                                                "temporal window; 64 px feathered overlap) to bound memory at 1080p/4K. "
                                                "0 = whole frames. Default mode only."}),
+        }, "optional": {
+            "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
+                                           "tooltip": MEMORY_BUDGET_TOOLTIP + " Default mode only."}),
         }}
 
-    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768):
+    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0):
         frames = image_to_frames(frames)
         result = latent.get("mgld") if isinstance(latent, dict) else None
         if not isinstance(result, (VideoLatents, OfficialLatents)):
@@ -43,7 +46,14 @@ class MGLDDecode:
         count = len(result.latents) if isinstance(result, VideoLatents) else len({i for seg in result.segments for i in seg})
         if count != frames.shape[0]:
             raise ValueError(f"the latent holds {count} frames but {frames.shape[0]} LR frames were given")
-        with torch.no_grad(), on_compute_device(video_vae):
+        def reserve():
+            if not isinstance(result, VideoLatents):
+                return 0
+            from ..pipeline.budget import fit_decode
+
+            return fit_decode(video_vae, result.plan, decode_tile // 8, float("inf"))[1]
+
+        with torch.no_grad(), on_compute_device(video_vae, reserve=reserve):
             if isinstance(result, OfficialLatents):
                 images = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                          hooks=host.hooks()).float() / 255.0
@@ -51,5 +61,5 @@ class MGLDDecode:
                 if decode_tile % 64:
                     raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
                 images = decode_video(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
-                                      tile=decode_tile // 8, hooks=host.hooks())
+                                      tile=decode_tile // 8, memory_budget_gb=memory_budget_gb, hooks=host.hooks())
         return (images,)

@@ -7,7 +7,16 @@ from .. import host
 from ..pipeline.frames import LRPlan
 from ..pipeline.official import official_sample
 from ..pipeline.video import SamplingOptions, sample_video
-from .common import CATEGORY, image_to_frames, on_compute_device
+from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+
+
+def sampling_reserve(networks, frames, scale, tile, window) -> int:
+    """Bytes to free on the device for sampling: weights + the estimated peak of one tile (for ComfyUI's manager)."""
+    from ..pipeline.budget import fit_sampling
+
+    plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
+    options = SamplingOptions(tile=min(tile, *(side - side % 8 for side in plan.latent_size)), window=window)
+    return fit_sampling(*networks, plan, frames.shape[0], options, float("inf")).peak_bytes
 
 MODES = ["default", "official"]
 OFFICIAL_TILE_OVERLAP = 32  # the official script's --tile_overlap default
@@ -53,10 +62,13 @@ class MGLDSampler:
                                                 "step, each latent pixel denoised once per step. >0: fixed tiles "
                                                 "overlapping by this much, Gaussian-blended (official: 32; ~3x the work "
                                                 "at 1080p). official mode: 0 means the script's 32."}),
+        }, "optional": {
+            "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
+                                           "tooltip": MEMORY_BUDGET_TOOLTIP}),
         }}
 
     def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, mode, window, window_overlap,
-               tile_size, tile_overlap):
+               tile_size, tile_overlap, memory_budget_gb=0.0):
         frames = image_to_frames(frames)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -68,7 +80,9 @@ class MGLDSampler:
                              f"sampler got {frames.shape[1]}x{frames.shape[2]}")
         context = model.require_context()
         hooks = host.hooks()
-        with torch.no_grad(), on_compute_device(model.unet, model.lr_encoder, model.first_stage):
+        networks = (model.unet, model.lr_encoder, model.first_stage)
+        with torch.no_grad(), on_compute_device(*networks, reserve=lambda: sampling_reserve(networks, frames, scale,
+                                                                                            tile_size, window)):
             if mode == "official":
                 if float(scale) != flow.plan.scale:
                     raise ValueError(f"official mode upsamples x{flow.plan.scale:g} like the official script; set scale to "
@@ -80,7 +94,8 @@ class MGLDSampler:
             else:
                 plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
                 options = SamplingOptions(steps=steps, strength=guidance_strength, seed=seed, window=window,
-                                          window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap)
+                                          window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap,
+                                          memory_budget_gb=memory_budget_gb)
                 result = sample_video(frames, flow.motion_for(plan), plan, **model.networks(), context=context,
                                       options=options, hooks=hooks)
                 result.latents = result.latents.cpu()
