@@ -55,7 +55,8 @@ def test_sampling_retries_with_smaller_tiles_and_finishes(overlap):
 
 
 def test_sampling_gives_up_clearly_when_the_smallest_tile_does_not_fit():
-    with pytest.raises(MemoryError, match="even with 16-px latent tiles"):
+    with pytest.raises(MemoryError, match="even with 16-px latent tiles"), \
+            pytest.warns(RuntimeWarning, match="retrying the step"):  # without hooks the retry is a warning
         _sample(SmallMemoryDenoiser(limit=8 * 8), SamplingOptions(steps=2, tile=32))
 
 
