@@ -2,9 +2,12 @@
 """Host RAM against clip length: peak RSS of a long clip over that of a short clip (target <= 1.2).
 
     python benchmarks/host_ram.py [--frames 30 300] [--size 64x64] [--steps 1] [--routes headless nodes]
-                                  [--jobs 1] [--threads 0]
+                                  [--jobs 1] [--threads 0] [--save DIR]
 
-Every measurement runs in a fresh subprocess, so its ``ru_maxrss`` covers that run only. Two routes:
+Every measurement runs in a fresh subprocess, so its ``ru_maxrss`` covers that run only. At the
+internal 512x512 the tiny models still cost about 10 s per frame on 2 CPU cores (the CFW decoder
+most of it), so 300 frames take most of an hour per route: ``--save DIR`` keeps each finished
+measurement and a rerun with the same settings skips it. Routes:
 
 * ``headless``: ``run_workflow.main`` on the README's main-job workflow (``workflows/mgld_vsr_basic.json``),
   exactly as the command line runs it (the runner streams the decoder into the saver);
@@ -28,6 +31,7 @@ import math
 import os
 import pathlib
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -185,8 +189,11 @@ def make_models(folder: pathlib.Path) -> None:
     (folder / "mgldvsr_unet.yaml").write_text((golden / "weights" / "tiny_mgldvsr.yaml").read_text())
 
 
-def measure(route: str, clip: pathlib.Path, models: pathlib.Path, work: pathlib.Path, args) -> subprocess.Popen:
-    home = work / f"home-{route}-{clip.stem}"
+def measure(route: str, n: int, clip: pathlib.Path, models: pathlib.Path, work: pathlib.Path,
+            args) -> subprocess.Popen:
+    home = work / f"home-{route}-{n}"
+    if home.exists():
+        shutil.rmtree(home)  # a run that did not finish (its partial output included)
     home.mkdir()
     command = [sys.executable, __file__, "--child", route, "--clip", str(clip), "--models", str(models),
                "--home", str(home), "--steps", str(args.steps), "--threads", str(args.threads)]
@@ -210,6 +217,56 @@ def mib(n: float) -> str:
     return f"{n / 2 ** 20:8.1f} MiB"
 
 
+def print_run(route: str, n: int, report: dict, note: str = "") -> None:
+    print(f"\n{route}, {n} frames: peak RSS {mib(report['peak'])}, {report['seconds']:.0f} s{note}", flush=True)
+    for entry in report["nodes"]:
+        print(f"  {entry['node']:<26s} peak {mib(entry['peak'])}  rss after {mib(entry['rss'])}  "
+              f"returned {mib(entry['returned'])}  {entry['seconds']:6.1f} s")
+
+
+def run_all(work: pathlib.Path, args, height: int, width: int) -> dict:
+    """Every (route, frames) measurement; with ``--save``, stored ones are reused (a long run can resume)."""
+    settings = {"size": [height, width], "steps": args.steps, "threads": args.threads}
+    models = work / "models"
+    if not (models / "video_vae_cfw.ckpt").exists():
+        make_models(models)
+    clips = {n: work / f"clip{n}x{height}x{width}.mkv" for n in args.frames}
+    for n, path in clips.items():
+        if not path.exists():
+            make_clip(path, n, height, width)
+    results, jobs = {}, []
+    for route in args.routes:
+        for n in args.frames:
+            stored = work / f"result-{route}-{n}.json"
+            if stored.exists() and json.loads(stored.read_text()).get("settings") == settings:
+                results[(route, n)] = json.loads(stored.read_text())
+                print_run(route, n, results[(route, n)], " (stored by an earlier run with the same settings)")
+            else:
+                jobs.append((route, n))
+    jobs.sort(key=lambda job: -job[1])  # longest runs first, so parallel jobs finish together
+    running = {}
+    while jobs or running:
+        while jobs and len(running) < max(1, args.jobs):
+            route, n = jobs.pop(0)
+            running[(route, n)] = measure(route, n, clips[n], models, work, args)
+        done = [key for key, proc in running.items() if proc.poll() is not None]
+        if not done:
+            time.sleep(1.0)
+            continue
+        key = done[0]
+        proc = running.pop(key)
+        out, err = _read_all(proc.files)
+        if proc.returncode != 0 or not out.strip():
+            for other in running.values():
+                other.kill()
+            raise SystemExit(f"{key[0]}, {key[1]} frames: failed (exit {proc.returncode})\n{err[-3000:]}")
+        report = {**json.loads(out.strip().splitlines()[-1]), "settings": settings}
+        (work / f"result-{key[0]}-{key[1]}.json").write_text(json.dumps(report))
+        results[key] = report
+        print_run(*key, report)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs=2, default=[30, 300], metavar=("SHORT", "LONG"))
@@ -218,6 +275,8 @@ def main() -> int:
     parser.add_argument("--routes", nargs="+", default=["headless", "nodes"], choices=ROUTES)
     parser.add_argument("--jobs", type=int, default=1, help="measurements run at the same time")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per measurement (0 = torch's default)")
+    parser.add_argument("--save", help="keep models, clips and results in this folder; measurements already stored "
+                                       "there with the same settings are not repeated (resume a long run)")
     parser.add_argument("--child", choices=ROUTES, help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
     parser.add_argument("--models", help=argparse.SUPPRESS)
@@ -234,36 +293,13 @@ def main() -> int:
     print(f"host RAM vs clip length: LR {height}x{width}, {args.frames[0]} vs {args.frames[1]} frames, "
           f"{args.steps} step(s), tiny random-weight models, target ratio <= {TARGET}")
     print(f"machine: {machine()}" + (f"; {args.threads} thread(s) per run" if args.threads else ""))
-    with tempfile.TemporaryDirectory(prefix="mgld_host_ram_") as tmp:
-        work = pathlib.Path(tmp)
-        make_models(work / "models")
-        clips = {n: work / f"clip{n}.mkv" for n in args.frames}
-        for n, path in clips.items():
-            make_clip(path, n, height, width)
-        # longest runs first, so parallel jobs finish together
-        jobs = sorted(((route, n) for route in args.routes for n in args.frames), key=lambda job: -job[1])
-        results, running = {}, {}
-        while jobs or running:
-            while jobs and len(running) < max(1, args.jobs):
-                route, n = jobs.pop(0)
-                running[(route, n)] = measure(route, clips[n], work / "models", work, args)
-            done = [key for key, proc in running.items() if proc.poll() is not None]
-            if not done:
-                time.sleep(1.0)
-                continue
-            key = done[0]
-            proc = running.pop(key)
-            out, err = _read_all(proc.files)
-            if proc.returncode != 0 or not out.strip():
-                print(f"{key[0]}, {key[1]} frames: failed\n{err[-3000:]}", file=sys.stderr)
-                return 1
-            results[key] = json.loads(out.strip().splitlines()[-1])
-            report = results[key]
-            print(f"\n{key[0]}, {key[1]} frames: peak RSS {mib(report['peak'])}, {report['seconds']:.0f} s", flush=True)
-            for entry in report["nodes"]:
-                print(f"  {entry['node']:<26s} peak {mib(entry['peak'])}  rss after {mib(entry['rss'])}  "
-                      f"returned {mib(entry['returned'])}  {entry['seconds']:6.1f} s")
-    print("\nsummary")
+    if args.save:
+        pathlib.Path(args.save).mkdir(parents=True, exist_ok=True)
+        results = run_all(pathlib.Path(args.save).resolve(), args, height, width)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mgld_host_ram_") as tmp:
+            results = run_all(pathlib.Path(tmp), args, height, width)
+    print("\nsummary (peak RSS of the whole run)")
     verdicts = []
     for route in args.routes:
         short, long = results[(route, args.frames[0])]["peak"], results[(route, args.frames[1])]["peak"]
