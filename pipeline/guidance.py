@@ -20,7 +20,12 @@ import torch
 from .flow_ops import flow_warp
 from .schedule import RespacedSchedule
 
-__all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "motion_guidance_step", "OFFICIAL_STRENGTH"]
+__all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "motion_guidance_step", "clip_guidance_step",
+           "GUIDANCE_PAIRS_PER_CHUNK", "OFFICIAL_STRENGTH"]
+
+#: Neighbouring-frame pairs per chunk of the default mode's clip-wide guidance: bounds the autograd
+#: graph (host RAM on CPU, accelerator memory otherwise) however long the clip is.
+GUIDANCE_PAIRS_PER_CHUNK = 16
 
 #: The script hard-codes ``guidance_scale = -10``; ``strength`` is its negation.
 OFFICIAL_STRENGTH = 10.0
@@ -252,22 +257,39 @@ def aligned_warping_loss(latents: torch.Tensor, flows_forward: torch.Tensor, flo
     return backward + forward
 
 
-def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int, motion, strength: float = OFFICIAL_STRENGTH):
+def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int, motion, strength: float = OFFICIAL_STRENGTH,
+                       *, device: torch.device | None = None, pairs_per_chunk: int | None = None):
     """Guidance of respaced step ``j`` on a whole clip (windows and their seams alike), no pair across a cut.
 
     ``motion`` is a :class:`~.motion.MotionField` on the latent grid. Returns ``(latents', loss)``.
+    The loss is a sum of per-pair terms, so its gradient can be built ``pairs_per_chunk`` pairs at a
+    time (neighbouring chunks share one frame, whose two contributions are added): the autograd
+    graph, and on ``device`` the memory, then cover a chunk instead of the clip. ``None`` = one chunk.
+    Clip-long latents may live in host RAM while each chunk is computed on the accelerator.
     """
     strength = float(strength)
     if not math.isfinite(strength) or strength < 0:
         raise ValueError(f"guidance strength must be a finite number >= 0, got {strength}")
-    if strength == 0 or latents.shape[0] < 2:
+    n = latents.shape[0]
+    if strength == 0 or n < 2:
         return latents, None
+    if pairs_per_chunk is not None and pairs_per_chunk < 1:
+        raise ValueError(f"pairs_per_chunk must be >= 1, got {pairs_per_chunk}")
     work = torch.promote_types(latents.dtype, torch.float32)
-    with torch.inference_mode(False), torch.enable_grad():
-        latents, ff, fb, fwd_occ, bwd_occ, cuts = _grad_ready(
-            latents, motion.flows_forward, motion.flows_backward, motion.fwd_occ, motion.bwd_occ, motion.cuts)
-        x = latents.detach().to(work).requires_grad_(True)
-        loss = aligned_warping_loss(x, ff, fb, fwd_occ, bwd_occ, (~cuts).to(work))
-        (grad,) = torch.autograd.grad(loss, x)
+    device = latents.device if device is None else torch.device(device)
+    chunk = n - 1 if pairs_per_chunk is None else pairs_per_chunk
+    grad = torch.zeros(latents.shape, dtype=work, device=latents.device)
+    loss = torch.zeros((), dtype=work, device=latents.device)
+    for a in range(0, n - 1, chunk):
+        b = min(a + chunk, n - 1)  # pairs a..b-1 join frames a..b
+        parts = [t[a:b].to(device) for t in (motion.flows_forward, motion.flows_backward, motion.fwd_occ,
+                                              motion.bwd_occ, motion.cuts)]
+        with torch.inference_mode(False), torch.enable_grad():
+            frames, ff, fb, fwd_occ, bwd_occ, cuts = _grad_ready(latents[a:b + 1].to(device), *parts)
+            x = frames.detach().to(work).requires_grad_(True)
+            part = aligned_warping_loss(x, ff, fb, fwd_occ, bwd_occ, (~cuts).to(work))
+            (part_grad,) = torch.autograd.grad(part, x)
+        grad[a:b + 1] += part_grad.to(grad.device)
+        loss += part.detach().to(loss.device)
     step = (-strength) * schedule.log_variance(j).to(device=grad.device, dtype=work)
-    return (latents.detach().to(work) - step * grad).to(latents.dtype), loss.detach()
+    return (latents.detach().to(work) - step * grad).to(latents.dtype), loss

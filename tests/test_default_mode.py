@@ -103,6 +103,37 @@ def test_guidance_never_pulls_across_a_cut():
     assert torch.equal(out[:2], out2[:2])
 
 
+@pytest.mark.parametrize("pairs_per_chunk", [1, 2, 3, 6, 50])
+def test_chunked_guidance_matches_the_whole_clip_gradient(pairs_per_chunk):
+    """The loss is a sum over pairs, so chunks sharing a frame must add up to the one-graph step."""
+    g = torch.Generator().manual_seed(3)
+    n = 8
+    z = torch.randn(n, 4, 12, 12, generator=g)
+    flows = 2 * torch.randn(2, n - 1, 2, 12, 12, generator=g)
+    occ = (torch.rand(2, n - 1, 1, 12, 12, generator=g) > 0.7).float()
+    cuts = torch.zeros(n - 1, dtype=torch.bool)
+    cuts[4] = True
+    motion = MotionField(flows[0], flows[1], occ[0], occ[1], cuts)
+    whole, whole_loss = clip_guidance_step(z, respaced_schedule(20), 7, motion, strength=10.0)
+    chunked, chunked_loss = clip_guidance_step(z, respaced_schedule(20), 7, motion, strength=10.0,
+                                               pairs_per_chunk=pairs_per_chunk, device="cpu")
+    assert not torch.equal(whole, z)
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(chunked_loss, whole_loss, rtol=1e-6, atol=1e-6)
+
+
+def test_chunked_guidance_under_inference_mode_as_in_comfyui():
+    z = torch.randn(6, 4, 8, 8)
+    flows, occ = torch.ones(5, 2, 8, 8), torch.zeros(5, 1, 8, 8)
+    motion = MotionField(flows, -flows, occ, occ, torch.zeros(5, dtype=torch.bool))
+    expected, _ = clip_guidance_step(z, respaced_schedule(10), 3, motion, strength=10.0)
+    with torch.inference_mode():
+        out, _ = clip_guidance_step(z.clone(), respaced_schedule(10), 3, motion, strength=10.0, pairs_per_chunk=2)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="pairs_per_chunk"):
+        clip_guidance_step(z, respaced_schedule(10), 3, motion, strength=10.0, pairs_per_chunk=0)
+
+
 def test_guidance_reduces_the_warping_error_of_a_moving_pattern():
     z = torch.randn(5, 4, 16, 16)
     flows = torch.zeros(4, 2, 16, 16)
