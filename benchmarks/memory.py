@@ -18,11 +18,10 @@ import torch
 
 from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.pipeline.frames import LRPlan, flow_network_input
-from mgld_vsr.pipeline.guidance import clip_guidance_step
-from mgld_vsr.pipeline.memory import (GiB, decode_peak, encode_peak, flow_peak, measure, meta_copy,
+from mgld_vsr.pipeline.guidance import GUIDANCE_PAIRS_PER_CHUNK
+from mgld_vsr.pipeline.memory import (GiB, decode_peak, encode_peak, flow_peak, guidance_peak, measure, meta_copy,
                                       sampling_peak)
-from mgld_vsr.pipeline.motion import MotionField, flow_chunk_for
-from mgld_vsr.pipeline.schedule import respaced_schedule
+from mgld_vsr.pipeline.motion import flow_chunk_for
 
 GB = 10 ** 9  # the issue's targets are in GB
 DTYPE = torch.float16
@@ -44,19 +43,6 @@ def flow_preparation_peak(plan: LRPlan, frames: int) -> int:
     def run():
         lr = torch.empty(frames, h, w, 3, dtype=torch.uint8, device="meta")
         return flow_network_input(plan.prepare(lr, "meta"))
-
-    return measure([], run)[1]
-
-
-def guidance_peak(frames: int, h: int, w: int) -> int:
-    """Motion-guidance step on a window's latents (its inputs counted), measured on meta tensors."""
-    schedule = respaced_schedule(50)
-
-    def run():
-        x = torch.empty(frames, 4, h, w, device="meta")
-        pair = lambda c: torch.empty(frames - 1, c, h, w, device="meta")  # noqa: E731
-        motion = MotionField(pair(2), pair(2), pair(1), pair(1), torch.zeros(frames - 1, dtype=torch.bool, device="meta"))
-        return clip_guidance_step(x, schedule, schedule.steps // 2, motion, 10.0)
 
     return measure([], run)[1]
 
@@ -90,21 +76,21 @@ def report(lr: tuple[int, int], models: dict, decode_tile: int, flow_chunk: int)
     rows.append((f"encode: SD VAE encoder, 1 frame {hp}x{wp}", weight_bytes(models["first_stage"]),
                  encode_peak(models["first_stage"], 1, hp, wp, DTYPE), latent, True))
 
-    # During sampling the window's float32 latents stay on the device: x, the LR latent, the eps
-    # accumulator, the window crops passed to predict_eps (x, LR latent), the tile stitcher's two
-    # canvases, the step noise; plus the window's motion field (2 flows + 2 masks per pair).
-    motion = (WINDOW - 1) * 6 * lh * lw * F32
-    sampling_resident = 8 * latent + motion
+    # The clip-long state (latents, LR latents, eps sums, noise, motion) stays in host RAM; while a
+    # window is denoised the device holds its float32 slices (x, LR latent), its noise prediction and
+    # the tile stitcher's canvases: at most 8 window latents.
+    sampling_resident = 8 * latent
     w_sampling = weight_bytes(models["unet"], models["lr_encoder"])
     for tile in SAMPLING_TILES:
         th, tw = min(tile, lh - lh % 8), min(tile, lw - lw % 8)
         rows.append((f"sampling: LR encoder + UNet, {WINDOW} frames, tile {th}x{tw}", w_sampling,
                      sampling_peak(models["unet"], models["lr_encoder"], WINDOW, th, tw, DTYPE), sampling_resident,
                      True))
-    guidance = guidance_peak(WINDOW, lh, lw)
-    # its own inputs (the window's latents and motion field) are inside its count
-    rows.append((f"sampling: motion guidance step, {WINDOW} frames", 0, guidance, sampling_resident - latent - motion,
-                 True))
+    guidance_frames = GUIDANCE_PAIRS_PER_CHUNK + 1
+    guidance = guidance_peak(guidance_frames, lh, lw)
+    # one chunk of the clip's guidance on the device, next to the sampler's weights; its inputs
+    # (latents, flows, masks) are inside its count
+    rows.append((f"sampling: motion guidance chunk, {guidance_frames} frames", w_sampling, w_sampling + guidance, 0, True))
 
     # decode_window/decode_frames keep: the window's LR frames (fp16) and latents, the float32 output
     # canvas and its weight plane, the previous window's decoded frames (float32, still bound while the
@@ -123,12 +109,12 @@ def report(lr: tuple[int, int], models: dict, decode_tile: int, flow_chunk: int)
     counted = [(peak + resident, label) for label, _, peak, resident, counts in rows if counts]
     top, where = max(counted)
     print(f"window tensors: one float32 window latent [{WINDOW},4,{lh},{lw}] = {latent / 2 ** 20:.1f} MiB; sampling keeps "
-          f"8 of them + the window's motion field ({motion / 2 ** 20:.1f} MiB) = {sampling_resident / 2 ** 20:.1f} MiB; "
-          f"motion guidance peak {guidance / 2 ** 20:.1f} MiB; the decoder keeps {decode_resident / 2 ** 20:.1f} MiB "
+          f"8 of them = {sampling_resident / 2 ** 20:.1f} MiB; a {guidance_frames}-frame motion-guidance chunk peaks at "
+          f"{guidance / 2 ** 20:.1f} MiB; the decoder keeps {decode_resident / 2 ** 20:.1f} MiB "
           f"(LR window fp16, output canvas, previous window's frames, overlap accumulators)")
-    per_frame = 4 * lh * lw * F32 * 3 + 6 * lh * lw * F32
-    print(f"if a longer clip's tensors stay on the device across sampling (latents, LR latents, eps sums, motion), "
-          f"add about {per_frame / 2 ** 20:.1f} MiB per frame ({100 * per_frame / GB:.2f} GB per 100 frames)")
+    per_frame = 4 * lh * lw * F32 * 4 + 6 * lh * lw * F32
+    print(f"the clip-long sampling state (latents, LR latents, eps sums, noise, motion) stays in host RAM, about "
+          f"{per_frame / 2 ** 20:.1f} MiB per frame: device memory does not grow with the clip")
     verdict = "PASS" if target is not None and top <= target * GB else "FAIL"
     print(f"pipeline peak {top / GiB:.2f} GiB = {top / GB:.2f} GB (stage: {where})"
           + (f"  -> {verdict} (target {target} GB)" if target is not None else ""))

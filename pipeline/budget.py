@@ -2,8 +2,8 @@
 
 Users share a GPU with other models, the desktop and other apps, so "as fast as the card allows"
 is not always what they want. Given a cap in GB, the sampler and decoder pick the largest latent
-tile (and VAE-encode batch) whose exact meta-tensor estimate (``memory.py``) plus the clip
-tensors held on the device fits, and refuse clearly, naming the smallest budget that works, when
+tile (and VAE-encode batch) whose exact meta-tensor estimate (``memory.py``) plus the window
+tensors held on the device fits (the clip-long state stays in host RAM), and refuse clearly, naming the smallest budget that works, when
 even the smallest setting does not.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 import torch
 
 from . import memory
+from .guidance import GUIDANCE_PAIRS_PER_CHUNK
 from .oom import MIN_TILE, smaller_tile
 
 GB = 1e9
@@ -49,44 +50,49 @@ def _gb_up(nbytes: float) -> float:
 class SamplingFit:
     options: object  # SamplingOptions with the fitted tile
     encode_chunk: int  # frames per first-stage encode
-    sampling_bytes: int  # estimated peak while denoising (weights, clip tensors, one tile's activations)
+    sampling_bytes: int  # estimated peak while denoising (weights, window tensors, one tile's activations)
     encode_bytes: int  # estimated peak while encoding the LR frames
+    guidance_bytes: int = 0  # estimated peak of a motion-guidance chunk
 
     @property
     def peak_bytes(self) -> int:
-        return max(self.sampling_bytes, self.encode_bytes)
+        return max(self.sampling_bytes, self.encode_bytes, self.guidance_bytes)
 
 
 def fit_sampling(unet, lr_encoder, first_stage, plan, num_frames: int, options, budget_gb: float) -> SamplingFit:
     """The largest latent tile and encode batch whose estimated peak fits ``budget_gb``.
 
     The sampler holds all three networks on the device for its whole run; besides one stage's
-    activations it keeps the clip's latents, LR latents, blend accumulators, noise and flows.
+    activations it holds one window's latents there (the clip's latents, LR latents, blend
+    accumulators, noise and flows stay in host RAM), or one guidance chunk. ``num_frames`` only
+    bounds the guidance chunk: the need does not grow with the clip.
     """
     dtype = next(unet.parameters()).dtype
     h, w = plan.latent_size
     hp, wp = plan.padded
     window = options.window
     weights = sum(weight_bytes(m, dtype) for m in (unet, lr_encoder, first_stage))
-    # x, LR latents, eps sum, noise, DDPM/guidance temporaries (about 8 latents) + 6 flow/occlusion planes
-    clip_state = num_frames * h * w * 4 * (8 * 4 + 6)
+    # the window's x and LR-latent slices, its eps, the tile stitcher's canvases: about 8 float32 latents
+    window_state = window * h * w * 4 * 8 * 4
     own = {id(m): weight_bytes(m, dtype) for m in (unet, lr_encoder, first_stage)}
 
     def sampling_need(tile: int) -> int:
         th, tw = min(tile, h - h % 8), min(tile, w - w % 8)
         activations = memory.sampling_peak(unet, lr_encoder, window, th, tw, dtype) - own[id(unet)] - own[id(lr_encoder)]
-        return weights + clip_state + activations
+        return weights + window_state + activations
 
     def encode_need(chunk: int) -> int:
         activations = memory.encode_peak(first_stage, chunk, hp, wp, dtype) - own[id(first_stage)]
-        return weights + clip_state + activations
+        return weights + window_state + activations
 
+    guidance_frames = min(num_frames, GUIDANCE_PAIRS_PER_CHUNK + 1)
+    guidance_need = weights + (memory.guidance_peak(guidance_frames, h, w) if guidance_frames > 1 else 0)
     budget = budget_gb * GB / ALLOCATOR_OVERHEAD
     tiles = _tile_candidates(options.tile)
     tile = next((t for t in tiles if sampling_need(t) <= budget), None)
     chunk = 1 if encode_need(1) <= budget else None
-    if tile is None or chunk is None:
-        smallest = max(sampling_need(tiles[-1]), encode_need(1))
+    if tile is None or chunk is None or guidance_need > budget:
+        smallest = max(sampling_need(tiles[-1]), encode_need(1), guidance_need)
         raise BudgetTooSmall(
             f"memory budget {budget_gb:g} GB is below the {_gb_up(smallest):.1f} GB that the smallest setting needs for "
             f"{plan.lr_size[0]}x{plan.lr_size[1]} frames ({hp}x{wp} at the model): {tiles[-1]}-px latent tiles, "
@@ -98,7 +104,7 @@ def fit_sampling(unet, lr_encoder, first_stage, plan, num_frames: int, options, 
     fitted = dataclasses.replace(options, tile=tile, tile_overlap=min(options.tile_overlap, tile // 2),
                                  tiles_per_batch=1)
     chunk = min(chunk, default_chunk)
-    return SamplingFit(fitted, chunk, sampling_need(tile), encode_need(chunk))
+    return SamplingFit(fitted, chunk, sampling_need(tile), encode_need(chunk), guidance_need)
 
 
 def fit_decode(video_vae, plan, tile: int, budget_gb: float) -> tuple[int, int]:

@@ -216,6 +216,29 @@ def sampling_peak(unet, lr_encoder, frames: int, tile_h: int, tile_w: int, dtype
     return _cached("sampling", (unet, lr_encoder), dtype, (frames, tile_h, tile_w), compute)
 
 
+def guidance_peak(frames: int, height: int, width: int) -> int:
+    """Peak bytes of one motion-guidance chunk of ``frames`` float32 latents on a ``height x width``
+    latent grid, its inputs (latents, flows, occlusion masks) and autograd graph included."""
+
+    def compute() -> int:
+        from .guidance import clip_guidance_step
+        from .motion import MotionField
+        from .schedule import respaced_schedule
+
+        schedule = respaced_schedule(50)
+
+        def run():
+            x = torch.empty(frames, 4, height, width, device="meta")
+            pair = lambda c: torch.empty(frames - 1, c, height, width, device="meta")  # noqa: E731
+            cuts = torch.zeros(frames - 1, dtype=torch.bool, device="meta")
+            return clip_guidance_step(x, schedule, schedule.steps // 2, MotionField(pair(2), pair(2), pair(1), pair(1), cuts),
+                                      10.0)
+
+        return measure([], run)[1]
+
+    return _cached("guidance", (), None, (frames, height, width), compute)
+
+
 def encode_peak(first_stage, frames: int, height: int, width: int, dtype: torch.dtype) -> int:
     """Peak bytes of the VAE first-stage encode of ``frames`` prepared frames of ``height x width``
     pixels (the model-input size, i.e. upsampled and padded), including the posterior sample and

@@ -23,7 +23,7 @@ import torch
 
 from .budget import fit_decode, fit_sampling
 from .frames import LRPlan
-from .guidance import clip_guidance_step
+from .guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from .hooks import Hooks, ProgressCounter
 from .motion import MotionField
 from .oom import is_out_of_memory, release_cached_memory, smaller_tile
@@ -38,6 +38,9 @@ from .windows import Window, plan_windows, shifted_windows
 FINISH_FRACTION = 0.04
 #: Frames shared by neighbouring windows in the finishing steps.
 FINISH_WINDOW_OVERLAP = 1
+#: Where the clip-long sampling state lives (latents, LR latents, noise prediction sums, motion):
+#: host RAM, so accelerator memory does not grow with the clip; windows visit the device.
+STATE_DEVICE = torch.device("cpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +110,8 @@ def encode_lr_latents(first_stage, frames: torch.Tensor, plan: LRPlan, generator
     latents = []
     for start in range(0, frames.shape[0], chunk):
         posterior = first_stage.encode(plan.prepare(frames[start:start + chunk], device).to(dtype))
-        latents.append(LATENT_SCALE * posterior.sample(noise=draws[start:start + chunk]).float())
+        sample = posterior.sample(noise=draws[start:start + chunk].to(device))
+        latents.append((LATENT_SCALE * sample.float()).to(STATE_DEVICE))
     return torch.cat(latents)
 
 
@@ -134,9 +138,9 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
     schedule = respaced_schedule(options.steps)
     generator = torch.Generator().manual_seed(int(options.seed))
     device = next(unet.parameters()).device
-    motion = motion.to(device)
-    lr_latent = encode_lr_latents(first_stage, frames, plan, generator, encode_chunk).to(device)
-    x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator).to(device))
+    motion = motion.to(STATE_DEVICE)
+    lr_latent = encode_lr_latents(first_stage, frames, plan, generator, encode_chunk)
+    x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator))
     plans = [windows_at(step, schedule.steps, n, options, motion.cuts) for step in range(schedule.steps)]
     progress = ProgressCounter(hooks, sum(len(p) for p in plans), "sampling")
     current = options
@@ -152,24 +156,29 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
                     raise
                 current = _fallback(current, exc, device, hooks)
                 progress.done = done
-        noise = torch.randn(x.shape, generator=generator).to(device)
+        noise = torch.randn(x.shape, generator=generator)
         x = ddpm_step(schedule, j, x, eps, noise)
-        x, _ = clip_guidance_step(x, schedule, j, motion, options.strength)
+        x, _ = clip_guidance_step(x, schedule, j, motion, options.strength, device=device,
+                                  pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
     return VideoLatents(x, plan, motion.cuts.cpu())
 
 
 def _step_eps(unet, lr_encoder, x, lr_latent, context, schedule, step: int, j: int, windows: list[Window],
               options: SamplingOptions, progress: ProgressCounter) -> torch.Tensor:
-    """The clip's noise prediction at one step: every window's tiled prediction, blended by window weights."""
+    """The clip's noise prediction at one step: every window's tiled prediction, blended by window weights.
+
+    ``x`` and ``lr_latent`` stay where they are (host RAM); each window's slices go to the UNet's device.
+    """
+    device = next(unet.parameters()).device
     t_model = schedule.model_timestep(j)
     eps_sum = torch.zeros_like(x)
     weight_sum = torch.zeros(x.shape[0], device=x.device)
     tile_overlap = tile_overlap_at(step, schedule.steps, options)
     for window in windows:
         index = torch.tensor(window.frames, device=x.device)
-        eps = predict_eps(unet, lr_encoder, x[index], lr_latent[index], t_model, context, options.tile,
-                          tile_overlap or 0, options.tiles_per_batch, num_frames=len(window.frames),
-                          shift_step=step if tile_overlap is None else None)
+        eps = predict_eps(unet, lr_encoder, x[index].to(device), lr_latent[index].to(device), t_model, context,
+                          options.tile, tile_overlap or 0, options.tiles_per_batch, num_frames=len(window.frames),
+                          shift_step=step if tile_overlap is None else None).to(x.device)
         frame_weights = torch.tensor(window.weights, device=x.device)
         eps_sum.index_add_(0, index, eps * frame_weights.view(-1, 1, 1, 1))
         weight_sum.index_add_(0, index, frame_weights)

@@ -50,6 +50,15 @@ def test_too_small_budget_names_the_smallest_budget_that_works(tiny_models):
         _need(tiny_models, smallest - 0.1)
 
 
+def test_sampling_need_does_not_grow_with_the_clip(tiny_models):
+    """The clip-long state lives in host RAM: a 300-frame clip needs the same device memory as 5 frames,
+    except the guidance chunk, which stops growing at one chunk of pairs."""
+    nets, options = _nets(tiny_models), SamplingOptions(tile=32)
+    short, chunk, long = (fit_sampling(*nets, PLAN, n, options, 1000.0) for n in (5, 17, 300))
+    assert short.sampling_bytes == long.sampling_bytes and short.encode_bytes == long.encode_bytes
+    assert 0 < short.guidance_bytes < chunk.guidance_bytes == long.guidance_bytes
+
+
 def test_sampler_only_runs_tiles_that_fit_the_budget(tiny_models):
     unet, lr_encoder, first_stage = _nets(tiny_models)
     budget = _need(tiny_models, 1000.0).sampling_bytes * 1.1 / GB * 0.999
