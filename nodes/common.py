@@ -6,6 +6,7 @@ import contextlib
 import torch
 
 from .. import host
+from ..pipeline.host_memory import release_freed_memory
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 CATEGORY = "MGLD-VSR"
@@ -52,10 +53,14 @@ def on_compute_device(*modules, reserve=None):
             for m in modules:
                 m.to(offload)
             host.free_memory()
+        release_freed_memory()  # the stage's host temporaries, so the next stage does not start on top of them
 
 
 def image_to_frames(images: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE ``[N,H,W,C]`` float in [0,1] -> RGB float frames; grayscale and alpha handled."""
+    """ComfyUI IMAGE ``[N,H,W,C]`` float in [0,1] -> RGB float frames; grayscale and alpha handled.
+
+    The result may share memory with ``images`` (ComfyUI's cached output): callers must not write to it.
+    """
     if images.dim() == 3:
         images = images.unsqueeze(0)
     if images.dim() != 4:
@@ -69,4 +74,7 @@ def image_to_frames(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"IMAGE has {channels} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
     if images.shape[0] == 0:
         raise ValueError("the IMAGE batch is empty: no frames to process")
-    return images.float().clamp(0, 1).cpu()
+    images = images.float()  # no copy when the IMAGE is float32 already (it is in ComfyUI)
+    if images.amin() < 0 or images.amax() > 1:  # copy only to clamp: a long clip's IMAGE is large
+        images = images.clamp(0, 1)
+    return images.cpu()

@@ -7,10 +7,12 @@ import torch
 
 from .. import host
 from ..pipeline.frames import LRPlan
+from ..pipeline.host_memory import release_freed_memory
 from ..pipeline.motion import clip_flows
 from .common import CATEGORY, image_to_frames, on_compute_device
 
 FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
+PREVIEW_CHUNK = 16  # pairs turned into preview images at a time
 
 
 def flow_to_colour(flow: torch.Tensor) -> torch.Tensor:
@@ -57,5 +59,13 @@ class MGLDFlow:
             blank = torch.zeros(1, h, w, 3)
             return flow, blank, blank
         motion = flow.motion_for(plan)
-        occlusion = torch.maximum(motion.fwd_occ, motion.bwd_occ)[:, 0, :, :, None].expand(-1, -1, -1, 3)
-        return flow, flow_to_colour(flow.flows_backward), occlusion.contiguous()
+        pairs = flow.num_frames - 1
+        colour = torch.empty(pairs, *flow.flows_backward.shape[-2:], 3)
+        occlusion = torch.empty(pairs, *motion.fwd_occ.shape[-2:], 3)
+        for a in range(0, pairs, PREVIEW_CHUNK):  # chunks: a long clip's temporaries stay small
+            part = slice(a, a + PREVIEW_CHUNK)
+            colour[part] = flow_to_colour(flow.flows_backward[part])
+            occlusion[part] = torch.maximum(motion.fwd_occ[part], motion.bwd_occ[part])[:, 0, :, :, None]
+        del motion
+        release_freed_memory()
+        return flow, colour, occlusion

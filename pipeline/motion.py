@@ -105,6 +105,10 @@ def colour_histogram_jumps(frames01: torch.Tensor, bins: int = 32) -> torch.Tens
     return (hist[1:] - hist[:-1]).abs().sum(dim=1) / 2
 
 
+#: Pairs resized and occlusion-checked at a time when a clip's latent-grid motion is derived.
+MOTION_PAIRS_PER_CHUNK = 16
+
+
 @dataclasses.dataclass(frozen=True)
 class ClipFlow:
     """Flows of a whole clip at RAFT resolution for one :class:`~.frames.LRPlan`, plus scene cuts.
@@ -150,13 +154,21 @@ class ClipFlow:
         return self._motion(torch.stack(ff), torch.stack(fb), cuts, plan)
 
     def _motion(self, ff: torch.Tensor, fb: torch.Tensor, cuts: torch.Tensor, plan) -> MotionField:
-        target = plan.latent_size
-        if plan.padded == self.plan.padded:
-            ff, fb = resize_flow(ff, target), resize_flow(fb, target)
-        else:  # another scale: map the picture area onto the picture area, replicate into the padding
-            ff, fb = _content_resize(ff, self.plan, plan), _content_resize(fb, self.plan, plan)
-        fwd_occ, bwd_occ = occlusion_for_pairs(ff, fb)
-        return MotionField(ff, fb, fwd_occ, bwd_occ, cuts.to(ff.device))
+        """Every pair is resized and checked on its own, ``MOTION_PAIRS_PER_CHUNK`` pairs at a time, into
+        preallocated outputs: a long clip's temporaries stay the size of one chunk."""
+        pairs = ff.shape[0]
+        h, w = plan.latent_size
+        out = {name: ff.new_empty(pairs, c, h, w) for name, c in (("ff", 2), ("fb", 2), ("fo", 1), ("bo", 1))}
+        for a in range(0, pairs, MOTION_PAIRS_PER_CHUNK):
+            part = slice(a, a + MOTION_PAIRS_PER_CHUNK)
+            if plan.padded == self.plan.padded:
+                cf, cb = resize_flow(ff[part], (h, w)), resize_flow(fb[part], (h, w))
+            else:  # another scale: map the picture area onto the picture area, replicate into the padding
+                cf, cb = _content_resize(ff[part], self.plan, plan), _content_resize(fb[part], self.plan, plan)
+            fo, bo = occlusion_for_pairs(cf, cb)
+            for name, value in (("ff", cf), ("fb", cb), ("fo", fo), ("bo", bo)):
+                out[name][part] = value
+        return MotionField(out["ff"], out["fb"], out["fo"], out["bo"], cuts.to(ff.device))
 
     def to(self, device) -> "ClipFlow":
         moved = {f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)

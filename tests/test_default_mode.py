@@ -87,6 +87,26 @@ def test_scene_cut_is_detected_and_nothing_crosses_it(tiny_models):
     assert not torch.equal(a.latents[4:], b.latents[4:])
 
 
+def test_latent_motion_is_the_same_whatever_the_chunk(monkeypatch):
+    """``motion_for`` resizes and checks pairs a chunk at a time; every pair is independent, so chunks change nothing."""
+    from mgld_vsr.pipeline import motion as motion_module
+
+    g = torch.Generator().manual_seed(5)
+    plan = LRPlan.create(64, 96, 4, min_short_side=128)
+    n = 7
+    flows = 3 * torch.randn(2, n - 1, 2, *plan.flow_size, generator=g)
+    zero = torch.zeros(1, 2, *plan.flow_size)
+    flow = ClipFlow(flows[0], flows[1], zero, zero, plan, torch.zeros(n - 1, dtype=torch.bool), torch.zeros(n - 1))
+    other = LRPlan.create(64, 96, 2, min_short_side=128)  # the content-resize path too
+    whole = [flow.motion_for(plan), flow.motion_for(other)]
+    monkeypatch.setattr(motion_module, "MOTION_PAIRS_PER_CHUNK", 2)
+    chunked = [flow.motion_for(plan), flow.motion_for(other)]
+    for a, b in zip(whole, chunked):
+        for name in ("flows_forward", "flows_backward", "fwd_occ", "bwd_occ", "cuts"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert whole[0].fwd_occ.sum() > 0  # random flows: some pixels fail the consistency check
+
+
 def test_guidance_never_pulls_across_a_cut():
     z = torch.randn(4, 4, 8, 8, requires_grad=True)
     flows, occ = torch.zeros(3, 2, 8, 8), torch.zeros(3, 1, 8, 8)

@@ -116,6 +116,19 @@ def test_grayscale_and_alpha_frames_are_accepted():
         image_to_frames(torch.rand(0, 8, 8, 3))
 
 
+def test_frames_from_an_image_are_not_copied_unless_they_need_clamping():
+    """A long clip's IMAGE is large: an in-range float32 batch is used as it is; out-of-range values
+    are clamped in a copy, leaving ComfyUI's cached IMAGE untouched."""
+    from mgld_vsr.nodes.common import image_to_frames
+
+    images = torch.rand(3, 8, 8, 3)
+    assert image_to_frames(images).data_ptr() == images.data_ptr()
+    loud = images * 2 - 0.5
+    before = loud.clone()
+    frames = image_to_frames(loud)
+    assert frames.min() >= 0 and frames.max() <= 1 and torch.equal(loud, before)
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
 def test_workflow_matches_node_definitions(path):
     data = json.loads(path.read_text())
