@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Host RAM against clip length: peak RSS of a long clip over that of a short clip (target <= 1.2).
 
-    python benchmarks/host_ram.py [--frames 30 300] [--size 64x64] [--steps 1] [--routes headless nodes]
+    python benchmarks/host_ram.py [--frames 30 300] [--size 128x128] [--steps 1] [--routes headless nodes]
                                   [--jobs 1] [--threads 0] [--save DIR]
 
-Every measurement runs in a fresh subprocess, so its ``ru_maxrss`` covers that run only. At the
-internal 512x512 the tiny models still cost about 10 s per frame on 2 CPU cores (the CFW decoder
-most of it), so 300 frames take most of an hour per route: ``--save DIR`` keeps each finished
+Every measurement runs in a fresh subprocess, so its ``ru_maxrss`` covers that run only. At
+512x512 the tiny models still cost about 4 s per frame on 2 idle CPU cores (the CFW decoder most
+of it), so 300 frames take about 20 minutes per route: ``--save DIR`` keeps each finished
 measurement and a rerun with the same settings skips it. Routes:
 
 * ``headless``: ``run_workflow.main`` on the README's main-job workflow (``workflows/mgld_vsr_basic.json``),
@@ -18,8 +18,9 @@ measurement and a rerun with the same settings skips it. Routes:
   and Save with the whole upscaled clip as an IMAGE in between: the "before" figure.
 
 The clip is synthetic (a sliding texture with a tone), the models are the fixture set's tiny random
-networks in release format (``make_release.py``), ``steps`` is lowered; the pipeline upsamples short
-sides below 512 px to 512, so even a 64x64 clip runs at 512x512 internally (a 64x64 latent).
+networks in release format (``make_release.py``), ``steps`` is lowered. The default 128x128 clip
+comes out at 512x512, the smallest size the pipeline works at (shorter sides are upsampled to 512
+px), so every output frame is full size and nothing is computed at a size it is not kept at.
 Per node, the child also prints the peak RSS after the node ran and the bytes of what it returned.
 """
 from __future__ import annotations
@@ -270,7 +271,7 @@ def run_all(work: pathlib.Path, args, height: int, width: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs=2, default=[30, 300], metavar=("SHORT", "LONG"))
-    parser.add_argument("--size", default="64x64", help="LR frame size HxW")
+    parser.add_argument("--size", default="128x128", help="LR frame size HxW")
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--routes", nargs="+", default=["headless", "nodes"], choices=ROUTES)
     parser.add_argument("--jobs", type=int, default=1, help="measurements run at the same time")
