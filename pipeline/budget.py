@@ -3,8 +3,8 @@
 Users share a GPU with other models, the desktop and other apps, so "as fast as the card allows"
 is not always what they want. Given a cap in GB, the sampler and decoder pick the largest latent
 tile (and VAE-encode batch) whose exact meta-tensor estimate (``memory.py``) plus the window
-tensors held on the device fits (the clip-long state stays in host RAM), and refuse clearly, naming the smallest budget that works, when
-even the smallest setting does not.
+tensors held on the device fits (the clip-long state stays in host RAM), and refuse clearly,
+naming the smallest budget that works, when even the smallest setting does not.
 """
 from __future__ import annotations
 
