@@ -41,7 +41,9 @@ class MGLDSampler:
             "steps": ("INT", {"default": 50, "min": 1, "max": 1000,
                               "tooltip": "DDPM steps (respaced from 1000). The paper uses 50."}),
             "guidance_strength": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 100.0, "step": 0.5,
-                                            "tooltip": "Motion guidance strength (official 10). 0 turns guidance off."}),
+                                            "tooltip": "Motion guidance strength (official 10). default mode: the same step per "
+                                                       "latent pixel at any resolution and clip length. 0 turns "
+                                                       "guidance off."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
                              "tooltip": "Noise seed: the same seed and inputs give the same video on any device."}),
             "scale": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 8.0, "step": 0.5,

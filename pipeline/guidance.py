@@ -9,7 +9,9 @@ log-variance of the current respaced step (negative, -46.05 at j = 0), i.e. a de
 
 The loss implemented here is the one the released code evaluates (``compute_temporal_condition_v4``),
 which is not the paper's equation: its frame/flow indices are shifted by one and two of its terms compare
-a frame with zero. See :func:`official_warping_loss` for the exact terms.
+a frame with zero. See :func:`official_warping_loss` for the exact terms. The default mode uses the
+paper's pairing over a whole clip instead (:func:`aligned_warping_loss`), calibrated so that a strength
+means the same per-latent-pixel step at every resolution.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from .flow_ops import flow_warp
 from .schedule import RespacedSchedule
 
 __all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "motion_guidance_step", "clip_guidance_step",
-           "GUIDANCE_PAIRS_PER_CHUNK", "OFFICIAL_STRENGTH"]
+           "GUIDANCE_PAIRS_PER_CHUNK", "GUIDANCE_REFERENCE_AREA", "OFFICIAL_STRENGTH",
+           "aligned_warping_loss"]
 
 #: Neighbouring-frame pairs per chunk of the default mode's clip-wide guidance: bounds the autograd
 #: graph (host RAM on CPU, accelerator memory otherwise) however long the clip is.
@@ -29,6 +32,12 @@ GUIDANCE_PAIRS_PER_CHUNK = 16
 
 #: The script hard-codes ``guidance_scale = -10``; ``strength`` is its negation.
 OFFICIAL_STRENGTH = 10.0
+
+#: Latent pixels of one official image tile (``vqgantile_size`` 960 px = 120 latent px a side):
+#: the area each official loss term averages over on any frame of at least that size. The default
+#: mode's clip loss divides by this fixed area, so its per-pixel step is resolution independent
+#: (see :func:`aligned_warping_loss`).
+GUIDANCE_REFERENCE_AREA = (960 // 8) ** 2
 
 
 def _grad_ready(*tensors):
@@ -241,10 +250,19 @@ def aligned_warping_loss(latents: torch.Tensor, flows_forward: torch.Tensor, flo
 
     For pair i: frame i+1 warped onto frame i's grid with the i->i+1 flow, compared with frame i
     where ``1 - fwd_occ[i]``; and frame i warped onto frame i+1's grid with the i+1->i flow,
-    compared with frame i+1 where ``1 - bwd_occ[i]``. Each term is a mean over C*h*w, as each
-    official term is, so the per-pixel step size matches the official guidance. Unlike the
-    released loss, flows and frames are not shifted and no frame is pulled towards zero.
-    ``pair_weights [N-1]`` switches pairs off (0 across scene cuts).
+    compared with frame i+1 where ``1 - bwd_occ[i]``. Unlike the released loss, flows and frames
+    are not shifted and no frame is pulled towards zero. ``pair_weights [N-1]`` switches pairs off
+    (0 across scene cuts).
+
+    Each term is a sum of absolute errors divided by a *fixed* area, ``C * GUIDANCE_REFERENCE_AREA``
+    (one official 960-px image tile), not a mean over the frame. Why: the gradient of a mean
+    shrinks as the frame grows, so one strength would mean a strong step at 512 px and almost none
+    at 4K. With a fixed divisor every latent pixel's step depends only on its own neighbourhood:
+    the same strength gives the same per-pixel step at any resolution and clip length, and it is
+    exactly the official mode's step wherever one full official tile covers the frame (a 960-px
+    frame), which is also the official step inside each tile of any larger frame. (Official mode
+    on frames smaller than one tile averages over the smaller frame, so its step grows there;
+    default mode keeps the calibrated one.)
     """
     if latents.shape[0] < 2:
         return latents.new_zeros(())
@@ -252,8 +270,9 @@ def aligned_warping_loss(latents: torch.Tensor, flows_forward: torch.Tensor, flo
     weights = pair_weights.to(latents.dtype).view(-1, 1, 1, 1)
     keep_here = (1 - fwd_occ.to(latents.dtype)) * weights
     keep_there = (1 - bwd_occ.to(latents.dtype)) * weights
-    backward = (keep_here * (flow_warp(there, flows_backward) - here)).abs().mean(dim=(1, 2, 3)).sum()
-    forward = (keep_there * (flow_warp(here, flows_forward) - there)).abs().mean(dim=(1, 2, 3)).sum()
+    area = latents.shape[1] * GUIDANCE_REFERENCE_AREA
+    backward = (keep_here * (flow_warp(there, flows_backward) - here)).abs().sum() / area
+    forward = (keep_there * (flow_warp(here, flows_forward) - there)).abs().sum() / area
     return backward + forward
 
 
