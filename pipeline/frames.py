@@ -7,6 +7,7 @@ back and converted to 8-bit by truncation at the end.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch.nn import functional as F
@@ -52,6 +53,18 @@ def flow_network_input(padded: torch.Tensor) -> torch.Tensor:
     h, w = padded.shape[-2:]
     frames01 = ((padded + 1.0) / 2.0).clamp(0.0, 1.0)
     return F.interpolate(frames01, size=(h // 4, w // 4), mode="bicubic", align_corners=False)
+
+
+def fit_to_size(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop ``[N,H,W,C]`` frames to ``size``, repeating the last row/column where they are short of it."""
+    h, w = size
+    frames = frames[:, :h, :w]
+    short_h, short_w = h - frames.shape[1], w - frames.shape[2]
+    if short_h > 0:
+        frames = torch.cat([frames, frames[:, -1:].expand(-1, short_h, -1, -1)], dim=1)
+    if short_w > 0:
+        frames = torch.cat([frames, frames[:, :, -1:].expand(-1, -1, short_w, -1)], dim=2)
+    return frames
 
 
 def to_uint8(frames01: torch.Tensor) -> torch.Tensor:
@@ -108,10 +121,18 @@ class LRPlan:
 
     @property
     def output_size(self) -> tuple[int, int]:
-        """Final frame size: the upsampled size, shrunk back when a short LR side forced extra upsampling."""
-        if self.factor > self.scale:
-            return int(self.padded[0] * self.scale / self.factor), int(self.padded[1] * self.scale / self.factor)
-        return self.upsampled
+        """Final frame size in both modes: ``round(scale x LR side)`` on each side, halves rounded up.
+
+        The working size (``upsampled``) truncates ``LR x factor`` and, for short LR sides, is shrunk
+        back afterwards; truncating twice lost a row or column (96x128 at x4 came out 384x511).
+        """
+        return tuple(math.floor(self.scale * side + 0.5) for side in self.lr_size)
+
+    @property
+    def official_shrunk_size(self) -> tuple[int, int]:
+        """The official script's shrink when a short LR side forced ``factor > scale``: the *padded*
+        result resized to ``int(padded x scale / factor)`` (so its padded border is resized along)."""
+        return int(self.padded[0] * self.scale / self.factor), int(self.padded[1] * self.scale / self.factor)
 
     def prepare(self, frames: torch.Tensor, device=None) -> torch.Tensor:
         """LR frames ``[n,H,W,3]`` (uint8, or float in [0,1]) -> upsampled, padded ``[n,3,Hp,Wp]`` in [-1, 1]."""

@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 
 from .colorfix import adain_color_fix, wavelet_color_fix
-from .frames import LRPlan, patch_starts, to_uint8
+from .frames import LRPlan, fit_to_size, patch_starts, to_uint8
 from .hooks import Hooks, ProgressCounter
 from .motion import ClipFlow, clip_flows
 from .noise import SeededNoise
@@ -130,9 +130,11 @@ def official_decode(latents: OfficialLatents, frames: torch.Tensor, video_vae, *
             progress.step()
         image = ((total / counts + 1.0) / 2.0).clamp(0.0, 1.0)
         if plan.factor > plan.scale:
-            image = torch.nn.functional.interpolate(image, size=plan.output_size, mode="bicubic",
+            image = torch.nn.functional.interpolate(image, size=plan.official_shrunk_size, mode="bicubic",
                                                     align_corners=False).clamp(0.0, 1.0)
         result = to_uint8(image.float().cpu())[:, :plan.upsampled[0], :plan.upsampled[1]]
+        # The official crop keeps the padded border when the frame was shrunk; cut to the exact size.
+        result = fit_to_size(result, plan.output_size)
         for position, frame_index in enumerate(segment):
             out[frame_index] = result[position]  # a duplicated tail overwrites: the last duplicate wins
     return torch.stack(out)

@@ -341,13 +341,15 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
 
 
 def _finish(frame: torch.Tensor, lr_frame: torch.Tensor, plan: LRPlan, colorfix: str) -> torch.Tensor:
-    """Colour-fix the whole frame against its LR frame, map to [0, 1], crop the padding away."""
+    """Colour-fix the whole frame against its LR frame, map to [0, 1], crop the padding away and
+    resize the picture to exactly ``plan.output_size`` (when a short LR side was upsampled further,
+    or a fractional scale truncated the working size)."""
     h, w = plan.upsampled
     frame = color_fix(colorfix, frame[None, :, :h, :w], lr_frame[None, :, :h, :w])
     image = ((frame + 1.0) / 2.0).clamp(0.0, 1.0)
-    if plan.factor > plan.scale:
-        size = (int(h * plan.scale / plan.factor), int(w * plan.scale / plan.factor))
-        image = torch.nn.functional.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    if (h, w) != plan.output_size:
+        image = torch.nn.functional.interpolate(image, size=plan.output_size, mode="bicubic",
+                                                align_corners=False).clamp(0.0, 1.0)
     return image[0].permute(1, 2, 0).cpu()
 
 
