@@ -6,13 +6,24 @@ some dtypes and the meta device run, and there the SD VAE's single-head mid atte
 1080p latent (136x244 = 33k tokens) needs a 4 GiB score matrix per frame, twice (scores and
 probabilities). Each query row's softmax only involves that row, so splitting the queries into
 chunks and attending chunk by chunk is exact: the same numbers, in bounded memory.
+
+Precision: attention runs in float32 whatever the weights' precision, as ComfyUI runs SD2.x (its
+``attn_precision = float32`` for SD2.0/2.1 UNets). With real SD2.1 weights the attention logits
+overflow half precision, which turns frames into NaN / black; the cost is float32 copies of q, k, v
+and the scores. :data:`UPCAST` switches this off (lower precision, less memory, at your own risk).
 """
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch.nn import functional as F
+
+#: Compute attention (q, k, v, scores, softmax, weighted sum) in float32 when the inputs are fp16 or
+#: bf16; the result is returned in the input dtype. Default on; set the environment variable
+#: ``MGLD_VSR_ATTENTION_PRECISION=native`` before start-up (or this attribute) to attend in the weights' dtype.
+UPCAST = os.environ.get("MGLD_VSR_ATTENTION_PRECISION", "float32").strip().lower() != "native"
 
 #: Upper bound, in bytes, of the score matrix of one attention call (all batch entries and heads of
 #: one query chunk). 256 MiB keeps the transient of the math fallback (scores + probabilities) near
@@ -44,15 +55,19 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, max_score_bytes
 
     One plain SDPA call when the score matrix fits in ``max_score_bytes`` (default
     :data:`SCORE_CHUNK_BYTES`); otherwise SDPA per chunk of query rows, each written into one
-    preallocated output so only one chunk's scores and result are alive at a time.
+    preallocated output so only one chunk's scores and result are alive at a time. Half-precision
+    inputs are attended in float32 (see :data:`UPCAST`) and the result is cast back.
     """
+    dtype = q.dtype
+    if UPCAST and dtype in (torch.float16, torch.bfloat16):
+        q, k, v = q.float(), k.float(), v.float()
     rows = query_chunk_rows(q, k, max_score_bytes)
     queries = q.shape[-2]
     if rows >= queries:
-        return F.scaled_dot_product_attention(q, k, v)
+        return F.scaled_dot_product_attention(q, k, v).to(dtype)
     shape = torch.broadcast_shapes(q.shape[:-2], v.shape[:-2]) + (queries, v.shape[-1])
     out = q.new_empty(shape)
     for start in range(0, queries, rows):
         stop = min(start + rows, queries)
         out[..., start:stop, :] = F.scaled_dot_product_attention(q[..., start:stop, :], k, v)
-    return out
+    return out.to(dtype)

@@ -45,8 +45,14 @@ def empty_prompt_context(text_encoder: nn.Module) -> torch.Tensor:
         return text_encoder.encode(tokens).float().cpu()
 
 
-def load_diffusion(path: str, dtype: torch.dtype = torch.float32, device="cpu") -> MGLDDiffusion:
-    """Load ``mgldvsr_unet.ckpt`` (or its safetensors conversion) for sampling."""
+def load_diffusion(path: str, dtype: torch.dtype = torch.float32, device="cpu",
+                   first_stage_dtype: Optional[torch.dtype] = None) -> MGLDDiffusion:
+    """Load ``mgldvsr_unet.ckpt`` (or its safetensors conversion) for sampling.
+
+    ``first_stage_dtype`` (default ``dtype``) lets the VAE encoder stay in fp32 where half-precision
+    VAEs are unsafe (Apple MPS) while the UNet runs in half precision. RAFT always loads in fp32.
+    """
+    dtypes = {"first_stage": first_stage_dtype or dtype, "raft": torch.float32}
     suffix = ".unet.safetensors"
     if path.endswith(suffix):  # converted: one file per component beside each other
         stem = path[: -len(suffix)]
@@ -54,12 +60,12 @@ def load_diffusion(path: str, dtype: torch.dtype = torch.float32, device="cpu") 
         for name in (*DIFFUSION_PARTS, "text_encoder", "raft"):
             part = f"{stem}.{name}.safetensors"
             if os.path.isfile(part):
-                found[name] = load_component(part, name, dtype=dtype, device=device)
+                found[name] = load_component(part, name, dtype=dtypes.get(name, dtype), device=device)
             elif name in DIFFUSION_PARTS:
                 raise CheckpointError(f"{part}: missing; convert_weights.py writes it next to {os.path.basename(path)}")
     else:
         found = load_components(path, [*DIFFUSION_PARTS, "text_encoder", "raft"], dtype=dtype, device=device,
-                                optional=["text_encoder", "raft"])
+                                optional=["text_encoder", "raft"], dtypes=dtypes)
     text = found.pop("text_encoder", None)
     context = empty_prompt_context(text) if text is not None else None
     del text

@@ -234,13 +234,15 @@ def load_component(path: str | os.PathLike, name: str, dtype: torch.dtype = torc
 
 
 def load_components(path: str | os.PathLike, names: Iterable[str], dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu", config_path=None, optional: Iterable[str] = ()) -> dict[str, nn.Module]:
-    """Several components from one file, reading it once. Components in ``optional`` are skipped if absent."""
+                    device: torch.device | str = "cpu", config_path=None, optional: Iterable[str] = (),
+                    dtypes: dict[str, torch.dtype] | None = None) -> dict[str, nn.Module]:
+    """Several components from one file, reading it once. Components in ``optional`` are skipped if absent;
+    ``dtypes`` overrides ``dtype`` for the components it names."""
     weights = WeightFile.read(path, config_path)
     optional, out = set(optional), {}
     for name in names:
         try:
-            out[name] = load_from_file(weights, name, dtype, device)
+            out[name] = load_from_file(weights, name, (dtypes or {}).get(name, dtype), device)
         except CheckpointError:
             if name in optional and not any(k.startswith(p) for p in COMPONENTS[name].prefixes if p for k in weights.tensors):
                 continue

@@ -8,6 +8,8 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from .attention import attention
+
 
 class SpatialTemporalConv(nn.Module):
     """Kernel-(3,1,1) convolution along time; zero padding at both ends of the window.
@@ -71,7 +73,7 @@ class _TemporalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = (rearrange(f(x), "n t (h d) -> n h t d", h=self.heads) for f in (self.to_q, self.to_k, self.to_v))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)  # in float32 like the spatial attention (see models/attention.py)
         return self.to_out(rearrange(out, "n h t d -> n t (h d)"))
 
 

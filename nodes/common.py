@@ -9,6 +9,9 @@ from .. import host
 from ..pipeline.host_memory import release_freed_memory
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+PRECISION_TOOLTIP = ("Weight precision. auto: bf16 on GPUs that compute it natively (NVIDIA compute capability 8+), "
+                     "fp16 on older NVIDIA GPUs, fp16 (VAEs fp32) on Apple GPUs, fp32 on CPU. Attention always runs in "
+                     "fp32. If a stage reports NaN/inf values, choose the precision it names.")
 CATEGORY = "MGLD-VSR"
 MEMORY_BUDGET_TOOLTIP = ("Cap on the GPU memory this node may use, in GB (weights + activations, estimated exactly "
                          "before running). Tiles shrink to fit; a cap below what the smallest tile needs is refused "
@@ -16,18 +19,39 @@ MEMORY_BUDGET_TOOLTIP = ("Cap on the GPU memory this node may use, in GB (weight
                          "smaller tiles).")
 
 
-def weight_dtype(choice: str, device: torch.device) -> torch.dtype:
-    """``auto``: fp16 on CUDA/MPS (bf16 where CUDA supports it), fp32 on CPU."""
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: CUDA compute capability 8.0 (Ampere) or newer.
+
+    ``torch.cuda.is_bf16_supported()`` is not the test: it also says yes where bf16 is only emulated
+    (older GPUs), which is slow and no more accurate than fp16 there.
+    """
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def weight_dtype(choice: str, device: torch.device, part: str = "diffusion") -> torch.dtype:
+    """Weight precision for ``part`` ("diffusion": UNet + LR encoder; "vae": both VAEs) on ``device``.
+
+    ``auto``: bf16 on CUDA GPUs that compute it natively (compute capability >= 8), fp16 on older
+    CUDA GPUs; on Apple MPS fp16 for the diffusion networks but fp32 for the VAEs (half-precision SD
+    VAEs give black or NaN frames on Apple GPUs, the well-known reason for ``--no-half-vae`` there);
+    fp32 on CPU. Attention runs in float32 in every case (``models/attention.py``).
+    """
+    if part not in ("diffusion", "vae"):
+        raise ValueError(f"part must be 'diffusion' or 'vae', got {part!r}")
     if choice == "fp32":
         return torch.float32
     if choice == "fp16":
         return torch.float16
     if choice == "bf16":
         return torch.bfloat16
+    if choice != "auto":
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {choice!r}")
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     if device.type == "mps":
-        return torch.float16
+        return torch.float32 if part == "vae" else torch.float16
     return torch.float32
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import host
 from ..models.bundle import load_diffusion
 from ..models.loader import load_component
-from .common import CATEGORY, PRECISIONS, weight_dtype
+from .common import CATEGORY, PRECISION_TOOLTIP, PRECISIONS, weight_dtype
 
 
 def _files(expected: str) -> tuple[list[str], dict]:
@@ -30,12 +30,14 @@ class MGLDDiffusionModelLoader:
         return {"required": {
             "ckpt_name": (_files("mgldvsr_unet.ckpt")[0], {**_files("mgldvsr_unet.ckpt")[1],
                           "tooltip": "mgldvsr_unet.ckpt from the official release (or its .unet.safetensors), in models/mgld."}),
-            "precision": (PRECISIONS, {"default": "auto", "tooltip": "Weight precision. auto: fp16/bf16 on GPUs, fp32 on CPU."}),
+            "precision": (PRECISIONS, {"default": "auto", "tooltip": PRECISION_TOOLTIP}),
         }}
 
     def load(self, ckpt_name, precision):
         path = host.model_path(ckpt_name)
-        return (load_diffusion(path, dtype=weight_dtype(precision, host.compute_device()), device=host.offload_device()),)
+        device = host.compute_device()
+        return (load_diffusion(path, dtype=weight_dtype(precision, device), device=host.offload_device(),
+                               first_stage_dtype=weight_dtype(precision, device, part="vae")),)
 
 
 class MGLDVideoVAELoader:
@@ -51,12 +53,12 @@ class MGLDVideoVAELoader:
         return {"required": {
             "vae_name": (_files("video_vae_cfw.ckpt")[0], {**_files("video_vae_cfw.ckpt")[1],
                          "tooltip": "video_vae_cfw.ckpt from the official release, in models/mgld."}),
-            "precision": (PRECISIONS, {"default": "auto", "tooltip": "Weight precision. auto: fp16/bf16 on GPUs, fp32 on CPU."}),
+            "precision": (PRECISIONS, {"default": "auto", "tooltip": PRECISION_TOOLTIP}),
         }}
 
     def load(self, vae_name, precision):
         path = host.model_path(vae_name)
-        dtype = weight_dtype(precision, host.compute_device())
+        dtype = weight_dtype(precision, host.compute_device(), part="vae")
         return (load_component(path, "video_vae", dtype=dtype, device=host.offload_device()),)
 
 

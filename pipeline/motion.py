@@ -12,6 +12,7 @@ import dataclasses
 import torch
 
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
+from .numerics import RAFT_LOADER, check_finite
 
 #: The official consistency-check constants.
 OCCLUSION_ALPHA = 0.01
@@ -216,7 +217,7 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     n = frames.shape[0]
     if n < 1:
         raise ValueError("no frames to compute flow for")
-    device = next(raft.parameters()).device
+    device, raft_dtype = next(raft.parameters()).device, next(raft.parameters()).dtype
     progress = ProgressCounter(hooks, n, "optical flow")
     # Filled chunk by chunk: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size
@@ -229,6 +230,8 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
         prepared = flow_network_input(plan.prepare(frames[start:stop], device))
         if stop - start > 1:
             pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
+            check_finite(pair_ff, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
+            check_finite(pair_fb, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
             ff[start:stop - 1] = pair_ff[0]
             fb[start:stop - 1] = pair_fb[0]
             del pair_ff, pair_fb

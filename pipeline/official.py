@@ -19,6 +19,7 @@ from .frames import LRPlan, fit_to_size, patch_starts, to_uint8
 from .hooks import Hooks, ProgressCounter
 from .motion import ClipFlow, clip_flows
 from .noise import SeededNoise
+from .numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
 from .sampler import sample_canvas
 from .schedule import q_sample_respace, respaced_schedule
 from .windows import official_segments
@@ -92,10 +93,12 @@ def official_sample(frames: torch.Tensor, flow: ClipFlow, *, unet, lr_encoder, f
             noise.begin_canvas()
             posterior = first_stage.encode(lr_tile.to(next(first_stage.parameters()).dtype))
             init_latent = LATENT_SCALE * posterior.sample(noise=noise.posterior(posterior.mean)).float()
+            check_finite(init_latent, "VAE encode (sampler)", next(first_stage.parameters()).dtype, DIFFUSION_LOADER)
             x_T = q_sample_respace(schedule, init_latent, noise.start(init_latent))
             samples = sample_canvas(unet, lr_encoder, x_T, init_latent, context, schedule, noise.step,
                                     motion=motion.crop(fy, fx, fh, fw), strength=strength, tile=64,
                                     overlap=tile_overlap, callback=lambda info: progress.step(info.latents))
+            check_finite(samples, "sampling", next(unet.parameters()).dtype, DIFFUSION_LOADER)
             if trace is not None:
                 trace[f"seg{seg_index}.tile{tile_index}.init_latent"] = init_latent
                 trace[f"seg{seg_index}.tile{tile_index}.samples"] = samples
@@ -121,6 +124,7 @@ def official_decode(latents: OfficialLatents, frames: torch.Tensor, video_vae, *
             lr_tile = padded[area]
             _, features = video_vae.encode(lr_tile)
             decoded = video_vae.decode(tile.samples.to(device) / LATENT_SCALE, features, dec_w)
+            check_finite(decoded, "CFW decode", next(video_vae.parameters()).dtype, VIDEO_VAE_LOADER)
             fixed = color_fix(colorfix, decoded, lr_tile)
             if trace is not None:
                 trace[f"seg{seg_index}.tile{tile_index}.decoded"] = decoded

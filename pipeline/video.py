@@ -29,6 +29,7 @@ from .frames import LRPlan
 from .guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from .hooks import Hooks, ProgressCounter
 from .motion import MotionField
+from .numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
 from .oom import is_out_of_memory, release_cached_memory, smaller_tile
 from .official import LATENT_SCALE, color_fix
 from .sampler import predict_eps
@@ -117,6 +118,7 @@ def encode_lr_latents(first_stage, frames: torch.Tensor, plan: LRPlan, generator
     for start in range(0, frames.shape[0], chunk):
         posterior = first_stage.encode(plan.prepare(frames[start:start + chunk], device).to(dtype))
         sample = posterior.sample(noise=draws[start:start + chunk].to(device))
+        check_finite(sample, "VAE encode (sampler)", dtype, DIFFUSION_LOADER)
         latents.append((LATENT_SCALE * sample.float()).to(STATE_DEVICE))
     return torch.cat(latents)
 
@@ -166,6 +168,8 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
         x = ddpm_step(schedule, j, x, eps, noise)
         x, _ = clip_guidance_step(x, schedule, j, motion, options.strength, device=device,
                                   pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
+        check_finite(x, f"sampling step {step + 1} of {schedule.steps}", next(unet.parameters()).dtype,
+                     DIFFUSION_LOADER)
     return VideoLatents(x, plan, motion.cuts.cpu())
 
 
@@ -326,6 +330,7 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
                                       "or decode on a smaller clip") from exc
                 tile = smaller
                 (hooks or Hooks()).notice(f"out of memory on {device}: decoding with {8 * tile}-px tiles from now on")
+        check_finite(decoded, "CFW decode", dtype, VIDEO_VAE_LOADER)
         for pos, (f, wt) in enumerate(zip(win.frames, win.weights)):
             if wt == 0:
                 continue
