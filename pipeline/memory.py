@@ -41,8 +41,11 @@ class LiveTensorBytes(TorchDispatchMode):
     the mode (weights, inputs) count once passed to :meth:`track`.
     """
 
-    def __init__(self, baseline: int = 0):
+    def __init__(self, baseline: int = 0, device: str | None = None):
+        """``device`` (a device type such as ``"meta"`` or ``"cuda"``) counts only storages there, e.g. an
+        accelerator's share of a stage that also keeps tensors in host RAM; ``None`` counts every storage."""
         super().__init__()
+        self.device = device
         self.current = self.peak = baseline
         self._seen: dict[int, weakref.ref] = {}  # id(tensor) -> weak reference (tensors do not hash by identity)
         self._storages: dict[int, list[int]] = {}  # storage id -> [tracked tensors using it, bytes]
@@ -57,7 +60,7 @@ class LiveTensorBytes(TorchDispatchMode):
         return added
 
     def _add(self, t: torch.Tensor) -> int:
-        if not isinstance(t, torch.Tensor):
+        if not isinstance(t, torch.Tensor) or (self.device is not None and t.device.type != self.device):
             return 0
         known = self._seen.get(id(t))
         if known is not None and known() is t:

@@ -198,6 +198,18 @@ def flow_chunk_for(plan) -> int:
     return max(2, min(16, FLOW_PIXELS_PER_CALL // (plan.flow_size[0] * plan.flow_size[1])))
 
 
+#: Where the clip-long flows are kept: host RAM, so the accelerator holds one chunk at a time.
+HOST = torch.device("cpu")
+
+
+def to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in host RAM. A storage-free (meta) tensor, as used to count accelerator memory, has no
+    values to copy: it gets a zero-filled host twin of its shape and dtype."""
+    if tensor.is_meta:
+        return torch.zeros(tensor.shape, dtype=tensor.dtype, device=HOST)
+    return tensor.to(HOST)
+
+
 def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int | None = None,
                hooks=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
@@ -206,6 +218,8 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
 
     Frames are prepared as the official script prepares them (upsample, pad, quarter size) so the
     official mode gets exactly its flows; consecutive chunks share one frame so every pair is seen once.
+    RAFT runs on its own device one chunk at a time; the clip's flows and cut scores are collected
+    in host RAM (:data:`HOST`), so the accelerator's memory does not grow with the clip.
     """
     from .frames import flow_network_input
     from .hooks import ProgressCounter
@@ -219,12 +233,12 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
         raise ValueError("no frames to compute flow for")
     device, raft_dtype = next(raft.parameters()).device, next(raft.parameters()).dtype
     progress = ProgressCounter(hooks, n, "optical flow")
-    # Filled chunk by chunk: the clip's flows exist once (no list of chunks concatenated at the end).
+    # Filled chunk by chunk in host RAM: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size
-    ff = torch.empty(n - 1, 2, hf, wf, device=device)
-    fb = torch.empty(n - 1, 2, hf, wf, device=device)
-    score = torch.zeros(n - 1, device=device)
-    start, last = 0, None
+    ff = torch.empty(n - 1, 2, hf, wf, device=HOST)
+    fb = torch.empty(n - 1, 2, hf, wf, device=HOST)
+    score = torch.zeros(n - 1, device=HOST)
+    start = 0
     while True:
         stop = min(n, start + chunk)
         prepared = flow_network_input(plan.prepare(frames[start:stop], device))
@@ -232,16 +246,20 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
             pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
             check_finite(pair_ff, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
             check_finite(pair_fb, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
-            ff[start:stop - 1] = pair_ff[0]
-            fb[start:stop - 1] = pair_fb[0]
+            ff[start:stop - 1] = to_host(pair_ff[0])
+            fb[start:stop - 1] = to_host(pair_fb[0])
             del pair_ff, pair_fb
             lr01 = frames[start:stop].to(device)
             lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
-            score[start:stop - 1] = colour_histogram_jumps(lr01.permute(0, 3, 1, 2))
-        last = prepared[-1:]
+            score[start:stop - 1] = to_host(colour_histogram_jumps(lr01.permute(0, 3, 1, 2)))
+            del lr01
+        if stop == n:  # the last frame, for the tail pair (a copy: a view would keep the whole chunk alive)
+            last = prepared[-1:].clone()
+        del prepared
         progress.step(amount=stop - start - (start > 0))
         if stop == n:
             break
         start = stop - 1
     tail_ff, tail_fb = compute_flows(raft, torch.stack([last[0], last[0]]).unsqueeze(0))
-    return ClipFlow(ff, fb, tail_ff[0].float(), tail_fb[0].float(), plan, score > cut_threshold, score)
+    tail_ff, tail_fb = to_host(tail_ff[0].float()), to_host(tail_fb[0].float())
+    return ClipFlow(ff, fb, tail_ff, tail_fb, plan, score > cut_threshold, score)
