@@ -16,6 +16,13 @@ def _args(fixture) -> dict:
     return parsed
 
 
+def _segment_frames(frames, segment: int, n_frames: int):
+    """The frames of official segment ``segment``: the script extends the clip by repeating its last frame
+    until its length is a multiple of ``n_frames`` (reference README 5.1), so a last segment may be padded."""
+    count = frames.shape[0]
+    return frames[[min(segment * n_frames + k, count - 1) for k in range(n_frames)]]
+
+
 def run(fixture):
     weights = fixture.weights_dir
     diffusion = load_components(weights_file_with_prefix(weights, "model.diffusion_model."),
@@ -24,6 +31,7 @@ def run(fixture):
     raft = load_component(weights_file_with_prefix(weights, "module."), "raft")
     args = _args(fixture)
     steps = int(args.get("ddpm_steps", len(fixture.meta("schedule_ori_timesteps", []))))
+    n_frames = int(args.get("n_frames", 5))
     noise = ReplayNoise(fixture["noise.posterior_eps"], fixture["noise.x_T"],
                         [fixture[f"noise.step{k}"] for k in range(steps)])
     trace = {}
@@ -32,7 +40,7 @@ def run(fixture):
         steps=steps, dec_w=float(args.get("dec_w", 0.5)), colorfix=args.get("colorfix_type", "adain"),
         seed=int(args.get("seed", 42)), upscale=float(args.get("upscale", 4.0)),
         vqgantile_size=int(args.get("vqgantile_size", 960)), vqgantile_stride=int(args.get("vqgantile_stride", 750)),
-        tile_overlap=int(args.get("tile_overlap", 32)), n_frames=int(args.get("n_frames", 5)), noise=noise, trace=trace)
+        tile_overlap=int(args.get("tile_overlap", 32)), n_frames=n_frames, noise=noise, trace=trace)
     checks = []
     for key, expected in fixture.tensors.items():
         if not key.startswith("seg"):
@@ -43,9 +51,9 @@ def run(fixture):
             from mgld_vsr.pipeline.frames import flow_network_input
 
             h, w = expected.shape[-2:]
-            segment = int(seg[3:])
             plan = trace["flow"].plan
-            ours = flow_network_input(plan.prepare(fixture["lr_frames_uint8"][5 * segment:5 * segment + 5]))
+            segment = _segment_frames(fixture["lr_frames_uint8"], int(seg[3:]), n_frames)
+            ours = flow_network_input(plan.prepare(segment))
             checks.append(Check(key, ours[..., :h, :w], expected, rel=1e-4))
         elif rest in ("flows_fwd_prop_latent", "flows_bwd_prop_latent"):
             ours = motion.flows_forward if "fwd" in rest else motion.flows_backward
