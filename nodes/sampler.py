@@ -45,7 +45,8 @@ class MGLDSampler:
                                                        "latent pixel at any resolution and clip length. 0 turns "
                                                        "guidance off."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                             "tooltip": "Noise seed: the same seed and inputs give the same video on any device."}),
+                             "tooltip": "Noise seed: the same seed draws the same noise on any device (results "
+                                        "can still differ slightly: devices round differently)."}),
             "scale": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 8.0, "step": 0.5,
                                 "tooltip": "Upscale factor (the model is trained for x4). Short LR sides are upsampled "
                                            "to at least 512 px internally and shrunk back."}),

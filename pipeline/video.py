@@ -12,7 +12,7 @@ Differences from the official path (``official.py``), each for a visible reason:
 * the motion guidance acts on the whole clip at once (window seams included) with the paper's
   frame/flow pairing, and never across a scene cut; windows restart at cuts;
 * exactly N frames out for N in: short shots are padded by mirroring inside a window only;
-* one noise stream for the clip (a CPU generator), so results do not depend on tiling or device;
+* one noise stream for the clip (a CPU generator), so the noise does not depend on tiling or device;
 * the colour fix runs on whole frames after decoding, not per tile.
 The two halves match the sampler and decoder nodes: :func:`sample_video` and :func:`decode_frames`.
 """
