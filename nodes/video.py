@@ -20,7 +20,9 @@ SUFFIXES = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "p
 
 class MGLDLoadVideo:
     DESCRIPTION = ("Loads an LR video (mp4, mkv, mov, webm, avi, gif, or a folder/glob of images) with its exact frame "
-                   "rate and audio. Only the requested frames are decoded.")
+                   "rate and audio. Only the requested frames are decoded. A variable-frame-rate file is resampled to "
+                   "a constant rate by its timestamps (frames repeated or dropped; the console says so), so the video "
+                   "keeps its length and the audio stays in sync.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "INT")
     RETURN_NAMES = ("frames", "fps", "audio", "frame_count")
@@ -60,8 +62,11 @@ class MGLDLoadVideo:
         return hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
 
     def load(self, video, start_frame, frame_count, every_nth, force_fps):
-        clip = video_io.read_video(self._resolve(video), start=start_frame, count=frame_count, every=every_nth,
-                                   force_fps=force_fps)
+        path = self._resolve(video)
+        clip = video_io.read_video(path, start=start_frame, count=frame_count, every=every_nth, force_fps=force_fps)
+        if clip.timing is not None:  # the sampler needs evenly spaced frames: say how the file's timing was kept
+            host.notify(f"MGLD Load LR Video: {os.path.basename(path)}: {clip.timing.describe()}; loaded "
+                        f"{clip.frames.shape[0]} frames at {float(clip.fps):.3f} fps")
         frames = clip.frames.float() / 255.0
         return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
 

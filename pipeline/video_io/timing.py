@@ -76,9 +76,12 @@ def read_timeline(container) -> Optional[FrameTimeline]:
 
 
 def nice_rate(rate: float) -> Fraction:
-    """The whole or NTSC rate (``n * 1000/1001``) nearest to ``rate``, at least 1 fps."""
+    """The whole rate nearest to ``rate`` (at least 1 fps), or the NTSC rate (``n * 1000/1001``, from 10 fps up)
+    when that is nearer."""
     whole = Fraction(max(1, round(rate)))
-    ntsc = Fraction(max(1, round(rate * 1.001)) * 1000, 1001)
+    if rate < 10:
+        return whole
+    ntsc = Fraction(round(rate * 1.001) * 1000, 1001)
     return min((whole, ntsc), key=lambda r: (abs(float(r) - rate), r.denominator))
 
 
