@@ -5,9 +5,11 @@ runner), so models, pipeline and node classes never import ComfyUI themselves.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import time
 
 import torch
 
@@ -201,12 +203,13 @@ def latent_preview(latents: torch.Tensor, max_size: int = 512):
 
 
 class Progress:
-    """ComfyUI's progress bar (with latent previews) in the host; a one-line terminal bar standalone."""
+    """ComfyUI's progress bar (with latent previews) in the host; standalone, a bar per stage with elapsed
+    time, rate and ETA on a terminal, plain lines in logs (:class:`~.pipeline.hooks.TerminalProgress`)."""
 
     quiet = False
 
     def __init__(self):
-        self._bar, self._total, self._last, self._latents = None, None, -1, None
+        self._bar, self._total, self._latents, self._terminal = None, None, None, None
 
     def preview(self, latents: torch.Tensor) -> None:
         self._latents = latents
@@ -227,14 +230,11 @@ class Progress:
             return
         if Progress.quiet:
             return
-        percent = int(100 * done / max(total, 1))
-        if percent != self._last or done == total:
-            self._last = percent
-            filled = percent // 4
-            sys.stderr.write(f"\r{what:>14s} [{'#' * filled}{'.' * (25 - filled)}] {done}/{total}")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self._terminal is None:
+            from .pipeline.hooks import TerminalProgress
+
+            self._terminal = TerminalProgress()
+        self._terminal(done, total, what)
 
 
 def hooks():
@@ -244,6 +244,23 @@ def hooks():
     bar = Progress()
     return Hooks(progress=bar, preview=bar.preview if _comfy("utils") is not None else None,
                  check_interrupt=check_interrupt, message=notify)
+
+
+def status(text: str) -> None:
+    """A line saying what is going on where no progress bar runs (e.g. a model loading): ComfyUI's log, or stderr."""
+    if _comfy("utils") is not None:
+        logging.getLogger("MGLD-VSR").info(text)
+    elif not Progress.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def announce(what: str):
+    """``what ...`` when a step without progress steps starts, ``what: done in N s`` when it ends."""
+    status(f"{what} ...")
+    start = time.perf_counter()
+    yield
+    status(f"{what}: done in {time.perf_counter() - start:.1f} s")
 
 
 def notify(text: str) -> None:

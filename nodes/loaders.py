@@ -35,7 +35,9 @@ class MGLDDiffusionModelLoader:
 
     def load(self, ckpt_name, precision):
         path = host.model_path(ckpt_name)
-        return (load_diffusion(path, dtype=weight_dtype(precision, host.compute_device()), device=host.offload_device()),)
+        with host.announce(f"MGLD: loading {ckpt_name} (UNet, LR encoder, VAE encoder, text condition)"):
+            return (load_diffusion(path, dtype=weight_dtype(precision, host.compute_device()),
+                                   device=host.offload_device()),)
 
 
 class MGLDVideoVAELoader:
@@ -57,7 +59,8 @@ class MGLDVideoVAELoader:
     def load(self, vae_name, precision):
         path = host.model_path(vae_name)
         dtype = weight_dtype(precision, host.compute_device())
-        return (load_component(path, "video_vae", dtype=dtype, device=host.offload_device()),)
+        with host.announce(f"MGLD: loading {vae_name} (temporal CFW video VAE)"):
+            return (load_component(path, "video_vae", dtype=dtype, device=host.offload_device()),)
 
 
 class MGLDRAFTLoader:
@@ -78,4 +81,6 @@ class MGLDRAFTLoader:
 
     def load(self, raft_name):
         # RAFT stays in fp32: its correlation lookups are sensitive and it is small (5 M parameters).
-        return (load_component(host.model_path(raft_name), "raft", device=host.offload_device()),)
+        path = host.model_path(raft_name)
+        with host.announce(f"MGLD: loading {raft_name} (RAFT)"):
+            return (load_component(path, "raft", device=host.offload_device()),)

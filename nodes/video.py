@@ -9,6 +9,7 @@ import torch
 
 from .. import host
 from ..pipeline import video_io
+from ..pipeline.hooks import ProgressCounter
 from .common import CATEGORY, image_to_frames
 
 SAMPLE_CLIP = "sample_lr.mp4"
@@ -135,9 +136,10 @@ class MGLDSaveVideo:
         uint8 = _uint8_frames(frames)
         suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix)
+        progress = ProgressCounter(host.hooks(), 1 if frames.dim() == 3 else int(frames.shape[0]), "encoding")
         # Cancel stops the encode between frames; the writer then removes its temporary file.
         written = video_io.write_video(path, uint8, fps, audio=video_io.audio_from_comfy(audio), codec=codec, crf=crf,
                                        pixel_format=None if pixel_format == "auto" else pixel_format,
-                                       on_frame=lambda index: host.check_interrupt())
+                                       on_frame=lambda count: progress.step())
         preview = [{"filename": name, "subfolder": subfolder, "type": "output", "format": f"video/{suffix.lstrip('.')}"}]
         return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written,)}
