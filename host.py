@@ -76,7 +76,20 @@ def install_sample_input() -> None:
             pass  # a read-only input folder only costs the sample's listing
 
 
+#: The standalone weights folder, under $MGLD_HOME or the current directory (beside input/ and output/).
+STANDALONE_WEIGHTS = "weights"
+
+
+def _old_standalone_dir() -> str:
+    """The standalone default before ``weights/``: ``models/mgld``, which from the pack's own folder is
+    inside its ``models/`` source package. Still read, with a notice."""
+    return os.path.join(_standalone_root(), "models", MODEL_FOLDER)
+
+
 def model_dirs() -> list[str]:
+    """Where weight files are looked up, first one first: ComfyUI's ``models/mgld`` (and its extra paths)
+    in ComfyUI; standalone ``$MGLD_MODELS_DIR``, else ComfyUI's ``models/mgld`` when the pack sits in a
+    ComfyUI tree, else ``./weights`` (plus the old ``./models/mgld`` while it exists)."""
     fp = _comfy("folder_paths")
     if fp is not None:
         return list(fp.get_folder_paths(MODEL_FOLDER))
@@ -85,7 +98,10 @@ def model_dirs() -> list[str]:
     parent = os.path.dirname(PACK_ROOT)
     if os.path.basename(parent) == "custom_nodes":  # headless inside a ComfyUI tree: use its models/mgld
         return [os.path.join(os.path.dirname(parent), "models", MODEL_FOLDER)]
-    return [os.path.join(_standalone_root(), "models", MODEL_FOLDER)]
+    folders = [os.path.join(_standalone_root(), STANDALONE_WEIGHTS)]
+    if os.path.isdir(_old_standalone_dir()):
+        folders.append(_old_standalone_dir())
+    return folders
 
 
 def list_models() -> list[str]:
@@ -99,7 +115,7 @@ def list_models() -> list[str]:
                 for f in files:
                     if os.path.splitext(f)[1].lower() in MODEL_EXTENSIONS:
                         names.append(os.path.relpath(os.path.join(root, f), folder))
-    return sorted(names)
+    return sorted(set(names))
 
 
 def model_path(name: str) -> str:
@@ -111,6 +127,11 @@ def model_path(name: str) -> str:
             candidate = os.path.join(folder, name)
             if os.path.isfile(candidate):
                 found = candidate
+                if folder == _old_standalone_dir() and len(model_dirs()) > 1:
+                    notify(f"MGLD: {name} was found in the old weights folder {folder}; move the weights to "
+                           f"{model_dirs()[0]} (models/ is the pack's source code), or pass --models / set "
+                           f"$MGLD_MODELS_DIR")
+                break
     if found is None and os.path.isabs(name) and os.path.isfile(name):
         found = name
     if found is None:

@@ -1,4 +1,4 @@
-"""Loader nodes: the three official weight files from ``ComfyUI/models/mgld``."""
+"""Loader nodes: the three official weight files from ``ComfyUI/models/mgld`` (standalone: ``./weights``)."""
 from __future__ import annotations
 
 from .. import host
@@ -8,7 +8,7 @@ from .common import CATEGORY, PRECISIONS, weight_dtype
 
 
 def _files(expected: str) -> tuple[list[str], dict]:
-    """Files of models/mgld, with the official name as the default when it is there."""
+    """Files of the weights folder, with the official name as the default when it is there."""
     files = host.list_models()
     if not files:
         files = [expected]  # shows which file is expected; loading it explains where to put it
@@ -29,7 +29,8 @@ class MGLDDiffusionModelLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "ckpt_name": (_files("mgldvsr_unet.ckpt")[0], {**_files("mgldvsr_unet.ckpt")[1],
-                          "tooltip": "mgldvsr_unet.ckpt from the official release (or its .unet.safetensors), in models/mgld."}),
+                          "tooltip": "mgldvsr_unet.ckpt from the official release (or its .unet.safetensors), "
+                                     "in ComfyUI/models/mgld (standalone: ./weights)."}),
             "precision": (PRECISIONS, {"default": "auto", "tooltip": "Weight precision. auto: fp16/bf16 on GPUs, fp32 on CPU."}),
         }}
 
@@ -52,7 +53,8 @@ class MGLDVideoVAELoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "vae_name": (_files("video_vae_cfw.ckpt")[0], {**_files("video_vae_cfw.ckpt")[1],
-                         "tooltip": "video_vae_cfw.ckpt from the official release, in models/mgld."}),
+                         "tooltip": "video_vae_cfw.ckpt from the official release, "
+                                    "in ComfyUI/models/mgld (standalone: ./weights)."}),
             "precision": (PRECISIONS, {"default": "auto", "tooltip": "Weight precision. auto: fp16/bf16 on GPUs, fp32 on CPU."}),
         }}
 
@@ -76,7 +78,7 @@ class MGLDRAFTLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "raft_name": (_files("raft-things.pth")[0], {**_files("raft-things.pth")[1],
-                          "tooltip": "raft-things.pth (original RAFT release), in models/mgld."}),
+                          "tooltip": "raft-things.pth (original RAFT release), in ComfyUI/models/mgld (standalone: ./weights)."}),
         }}
 
     def load(self, raft_name):

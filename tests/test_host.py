@@ -90,6 +90,25 @@ def test_standalone_fallbacks(tmp_path, monkeypatch, capsys):
     assert lines[0] == "loading raft-things.pth ..." and lines[1].startswith("loading raft-things.pth: done in ")
 
 
+def test_standalone_weights_folder_is_outside_the_source_package(tmp_path, monkeypatch, caplog):
+    """``./weights`` by default; the old ``./models/mgld`` (inside the pack's ``models/`` package when run from the
+    pack's folder) still works, with a notice saying where to move the files."""
+    monkeypatch.delenv("MGLD_MODELS_DIR", raising=False)
+    monkeypatch.setenv("MGLD_HOME", str(tmp_path))
+    assert host.model_dirs() == [str(tmp_path / "weights")]
+    old = tmp_path / "models" / "mgld"
+    old.mkdir(parents=True)
+    (old / "raft-things.pth").write_bytes(b"x")
+    assert host.list_models() == ["raft-things.pth"]
+    with caplog.at_level("WARNING", logger="MGLD-VSR"):
+        assert host.model_path("raft-things.pth") == str(old / "raft-things.pth")
+    assert any("old weights folder" in r.getMessage() and str(tmp_path / "weights") in r.getMessage()
+               for r in caplog.records)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "raft-things.pth").write_bytes(b"y")
+    assert host.model_path("raft-things.pth") == str(tmp_path / "weights" / "raft-things.pth")  # the new folder first
+
+
 class _Clock:
     def __init__(self):
         self.now = 1000.0
