@@ -41,7 +41,8 @@ class MGLDLoadVideo:
             "frame_count": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": "How many frames to load; 0 = to the end."}),
             "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip": "Keep every n-th frame (fps is divided by n)."}),
             "force_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001,
-                                    "tooltip": "Override the frame rate (0 = keep the file's exact rate)."}),
+                                    "tooltip": "Override the frame rate (0 = keep the file's exact rate; a variable-rate "
+                                               "file's is the constant rate it is resampled to at load)."}),
         }}
 
     @staticmethod
