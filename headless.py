@@ -4,7 +4,8 @@ UI-format workflows (what the frontend saves) are mapped to node inputs exactly 
 does: widget values in input order, two values for seed-like widgets (value + "control after
 generate"), one "upload" value after the required inputs of upload combos. Nodes run in
 topological order with a ComfyUI-like cache: a node re-runs only when its widget values, its
-upstream results or its ``IS_CHANGED`` value change.
+upstream results or its ``IS_CHANGED`` value change. The ComfyUI core nodes the shipped workflows
+use (Load Video, Save Video, ...) run through host-free stand-ins (``headless_core.py``).
 """
 from __future__ import annotations
 
@@ -55,10 +56,19 @@ def widget_layout(cls) -> list[tuple[str, Any, dict]]:
     return layout
 
 
+def with_core_nodes(classes: dict) -> dict:
+    """The pack's node classes plus the headless stand-ins of the ComfyUI core nodes the shipped workflows
+    use (Load Video, Get Video Components, Create Video, Save Video, Preview Image; see headless_core.py)."""
+    from .headless_core import CORE_NODES
+
+    return {**CORE_NODES, **classes}
+
+
 def to_api(workflow: dict, classes: dict) -> dict:
     """UI-format workflow -> ``{id: {"class_type", "inputs", "title"}}`` (API format passes through)."""
     if "nodes" not in workflow:
         return workflow
+    classes = with_core_nodes(classes)
     links = {link[0]: link for link in workflow.get("links", [])}
     api = {}
     for node in workflow["nodes"]:
@@ -66,8 +76,8 @@ def to_api(workflow: dict, classes: dict) -> dict:
         if node.get("mode", 0) in (2, 4) or kind in ("Note", "MarkdownNote", "Reroute"):
             continue
         if kind not in classes:
-            raise WorkflowError(f"node {node['id']} is a '{kind}', which this runner does not know (only this pack's "
-                                f"nodes run headless: {', '.join(sorted(classes))})")
+            raise WorkflowError(f"node {node['id']} is a '{kind}', which this runner does not know (it runs this pack's "
+                                f"nodes and these ComfyUI core nodes: {', '.join(sorted(with_core_nodes({})))})")
         cls = classes[kind]
         inputs: dict[str, Any] = {}
         values = list(node.get("widgets_values") or [])
@@ -90,6 +100,7 @@ def to_api(workflow: dict, classes: dict) -> dict:
 
 def apply_overrides(api: dict, classes: dict, assignments: list[str]) -> None:
     """``NODE.WIDGET=VALUE`` where NODE is a node id, its title or its type (when unique)."""
+    classes = with_core_nodes(classes)
     for assignment in assignments:
         target, _, raw = assignment.partition("=")
         node_ref, _, widget = target.rpartition(".")
@@ -138,7 +149,7 @@ class Runner:
     """Executes API-format graphs, caching node results between runs like ComfyUI does."""
 
     def __init__(self, classes: dict):
-        self.classes = classes
+        self.classes = with_core_nodes(classes)
         self.cache: dict[str, tuple[Any, tuple]] = {}
         self.executed: list[str] = []
 
@@ -240,6 +251,25 @@ def topological_order(api: dict) -> list[str]:
     for node_id in sorted(api, key=lambda i: int(i) if i.isdigit() else i):
         visit(node_id)
     return order
+
+
+#: Node type -> the widget that names its input video (what ``--input`` replaces).
+VIDEO_LOADERS = {"MGLDLoadVideo": "video", "LoadVideo": "file"}
+#: Node types whose result is a written video file (what ``--output`` moves).
+VIDEO_SAVERS = ("MGLDSaveVideo", STREAMING_NODE, "SaveVideo")
+
+
+def set_input_video(api: dict, path: str) -> int:
+    """Point every video loader of the graph at ``path``; returns how many there are."""
+    loaders = [n for n in api.values() if n["class_type"] in VIDEO_LOADERS]
+    for node in loaders:
+        node["inputs"][VIDEO_LOADERS[node["class_type"]]] = path
+    return len(loaders)
+
+
+def saved_paths(api: dict, results: dict) -> list[str]:
+    """The files the graph's savers wrote, in node order."""
+    return [results[i][0] for i, n in api.items() if n["class_type"] in VIDEO_SAVERS and results.get(i)]
 
 
 def missing_weights(api: dict) -> list[str]:

@@ -5,9 +5,11 @@ runner), so models, pipeline and node classes never import ComfyUI themselves.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import time
 
 import torch
 
@@ -74,7 +76,20 @@ def install_sample_input() -> None:
             pass  # a read-only input folder only costs the sample's listing
 
 
+#: The standalone weights folder, under $MGLD_HOME or the current directory (beside input/ and output/).
+STANDALONE_WEIGHTS = "weights"
+
+
+def _old_standalone_dir() -> str:
+    """The standalone default before ``weights/``: ``models/mgld``, which from the pack's own folder is
+    inside its ``models/`` source package. Still read, with a notice."""
+    return os.path.join(_standalone_root(), "models", MODEL_FOLDER)
+
+
 def model_dirs() -> list[str]:
+    """Where weight files are looked up, first one first: ComfyUI's ``models/mgld`` (and its extra paths)
+    in ComfyUI; standalone ``$MGLD_MODELS_DIR``, else ComfyUI's ``models/mgld`` when the pack sits in a
+    ComfyUI tree, else ``./weights`` (plus the old ``./models/mgld`` while it exists)."""
     fp = _comfy("folder_paths")
     if fp is not None:
         return list(fp.get_folder_paths(MODEL_FOLDER))
@@ -83,7 +98,10 @@ def model_dirs() -> list[str]:
     parent = os.path.dirname(PACK_ROOT)
     if os.path.basename(parent) == "custom_nodes":  # headless inside a ComfyUI tree: use its models/mgld
         return [os.path.join(os.path.dirname(parent), "models", MODEL_FOLDER)]
-    return [os.path.join(_standalone_root(), "models", MODEL_FOLDER)]
+    folders = [os.path.join(_standalone_root(), STANDALONE_WEIGHTS)]
+    if os.path.isdir(_old_standalone_dir()):
+        folders.append(_old_standalone_dir())
+    return folders
 
 
 def list_models() -> list[str]:
@@ -97,7 +115,7 @@ def list_models() -> list[str]:
                 for f in files:
                     if os.path.splitext(f)[1].lower() in MODEL_EXTENSIONS:
                         names.append(os.path.relpath(os.path.join(root, f), folder))
-    return sorted(names)
+    return sorted(set(names))
 
 
 def model_path(name: str) -> str:
@@ -109,6 +127,11 @@ def model_path(name: str) -> str:
             candidate = os.path.join(folder, name)
             if os.path.isfile(candidate):
                 found = candidate
+                if folder == _old_standalone_dir() and len(model_dirs()) > 1:
+                    notify(f"MGLD: {name} was found in the old weights folder {folder}; move the weights to "
+                           f"{model_dirs()[0]} (models/ is the pack's source code), or pass --models / set "
+                           f"$MGLD_MODELS_DIR")
+                break
     if found is None and os.path.isabs(name) and os.path.isfile(name):
         found = name
     if found is None:
@@ -201,12 +224,13 @@ def latent_preview(latents: torch.Tensor, max_size: int = 512):
 
 
 class Progress:
-    """ComfyUI's progress bar (with latent previews) in the host; a one-line terminal bar standalone."""
+    """ComfyUI's progress bar (with latent previews) in the host; standalone, a bar per stage with elapsed
+    time, rate and ETA on a terminal, plain lines in logs (:class:`~.pipeline.hooks.TerminalProgress`)."""
 
     quiet = False
 
     def __init__(self):
-        self._bar, self._total, self._last, self._latents = None, None, -1, None
+        self._bar, self._total, self._latents, self._terminal = None, None, None, None
 
     def preview(self, latents: torch.Tensor) -> None:
         self._latents = latents
@@ -227,14 +251,11 @@ class Progress:
             return
         if Progress.quiet:
             return
-        percent = int(100 * done / max(total, 1))
-        if percent != self._last or done == total:
-            self._last = percent
-            filled = percent // 4
-            sys.stderr.write(f"\r{what:>14s} [{'#' * filled}{'.' * (25 - filled)}] {done}/{total}")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self._terminal is None:
+            from .pipeline.hooks import TerminalProgress
+
+            self._terminal = TerminalProgress()
+        self._terminal(done, total, what)
 
 
 def hooks():
@@ -244,6 +265,23 @@ def hooks():
     bar = Progress()
     return Hooks(progress=bar, preview=bar.preview if _comfy("utils") is not None else None,
                  check_interrupt=check_interrupt, message=notify)
+
+
+def status(text: str) -> None:
+    """A line saying what is going on where no progress bar runs (e.g. a model loading): ComfyUI's log, or stderr."""
+    if _comfy("utils") is not None:
+        logging.getLogger("MGLD-VSR").info(text)
+    elif not Progress.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def announce(what: str):
+    """``what ...`` when a step without progress steps starts, ``what: done in N s`` when it ends."""
+    status(f"{what} ...")
+    start = time.perf_counter()
+    yield
+    status(f"{what}: done in {time.perf_counter() - start:.1f} s")
 
 
 def notify(text: str) -> None:

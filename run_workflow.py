@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("workflow", help="UI- or API-format workflow JSON (e.g. workflows/mgld_vsr_basic.json)")
     parser.add_argument("--input", help="LR video for the workflow's Load LR Video node")
     parser.add_argument("--output", help="where to put the saved video (default: output/ under the current folder)")
-    parser.add_argument("--models", help="folder holding the weight files (default: ./models/mgld)")
+    parser.add_argument("--models", help="folder holding the weight files (default: $MGLD_MODELS_DIR, else ./weights)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.WIDGET=VALUE",
                         help="override a widget; NODE is a node id, title or type")
     parser.add_argument("--no-stream", action="store_true",
@@ -42,12 +42,9 @@ def main(argv=None) -> int:
 
     try:
         api = headless.to_api(headless.load_workflow(args.workflow), pack.NODE_CLASS_MAPPINGS)
-        if args.input:
-            loaders = [n for n in api.values() if n["class_type"] == "MGLDLoadVideo"]
-            if not loaders:
-                raise headless.WorkflowError("--input given but the workflow has no MGLD Load LR Video node")
-            for node in loaders:
-                node["inputs"]["video"] = os.path.abspath(args.input)
+        if args.input and not headless.set_input_video(api, os.path.abspath(args.input)):
+            raise headless.WorkflowError("--input given but the workflow has no video loader "
+                                         "(MGLD Load LR Video or Load Video)")
         headless.apply_overrides(api, pack.NODE_CLASS_MAPPINGS, args.set)
         if not args.no_stream:  # same file, but RAM does not grow with the clip length
             headless.stream_to_file(api, pack.NODE_CLASS_MAPPINGS)
@@ -60,7 +57,7 @@ def main(argv=None) -> int:
     except (headless.WorkflowError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    saved = [results[i][0] for i, n in api.items() if n["class_type"] in ("MGLDSaveVideo", headless.STREAMING_NODE)]
+    saved = headless.saved_paths(api, results)
     if args.output and saved:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)) or ".", exist_ok=True)
         shutil.move(saved[-1], args.output)

@@ -1,4 +1,4 @@
-"""Loader nodes: the three official weight files from ``ComfyUI/models/mgld``."""
+"""Loader nodes: the three official weight files from ``ComfyUI/models/mgld`` (standalone: ``./weights``)."""
 from __future__ import annotations
 
 from .. import host
@@ -8,7 +8,7 @@ from .common import CATEGORY, PRECISION_TOOLTIP, PRECISIONS, weight_dtype
 
 
 def _files(expected: str) -> tuple[list[str], dict]:
-    """Files of models/mgld, with the official name as the default when it is there."""
+    """Files of the weights folder, with the official name as the default when it is there."""
     files = host.list_models()
     if not files:
         files = [expected]  # shows which file is expected; loading it explains where to put it
@@ -29,15 +29,17 @@ class MGLDDiffusionModelLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "ckpt_name": (_files("mgldvsr_unet.ckpt")[0], {**_files("mgldvsr_unet.ckpt")[1],
-                          "tooltip": "mgldvsr_unet.ckpt from the official release (or its .unet.safetensors), in models/mgld."}),
+                          "tooltip": "mgldvsr_unet.ckpt from the official release (or its .unet.safetensors), "
+                                     "in ComfyUI/models/mgld (standalone: ./weights)."}),
             "precision": (PRECISIONS, {"default": "auto", "tooltip": PRECISION_TOOLTIP}),
         }}
 
     def load(self, ckpt_name, precision):
         path = host.model_path(ckpt_name)
         device = host.compute_device()
-        return (load_diffusion(path, dtype=weight_dtype(precision, device), device=host.offload_device(),
-                               first_stage_dtype=weight_dtype(precision, device, part="vae")),)
+        with host.announce(f"MGLD: loading {ckpt_name} (UNet, LR encoder, VAE encoder, text condition)"):
+            return (load_diffusion(path, dtype=weight_dtype(precision, device), device=host.offload_device(),
+                                   first_stage_dtype=weight_dtype(precision, device, part="vae")),)
 
 
 class MGLDVideoVAELoader:
@@ -52,14 +54,16 @@ class MGLDVideoVAELoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "vae_name": (_files("video_vae_cfw.ckpt")[0], {**_files("video_vae_cfw.ckpt")[1],
-                         "tooltip": "video_vae_cfw.ckpt from the official release, in models/mgld."}),
+                         "tooltip": "video_vae_cfw.ckpt from the official release, "
+                                    "in ComfyUI/models/mgld (standalone: ./weights)."}),
             "precision": (PRECISIONS, {"default": "auto", "tooltip": PRECISION_TOOLTIP}),
         }}
 
     def load(self, vae_name, precision):
         path = host.model_path(vae_name)
         dtype = weight_dtype(precision, host.compute_device(), part="vae")
-        return (load_component(path, "video_vae", dtype=dtype, device=host.offload_device()),)
+        with host.announce(f"MGLD: loading {vae_name} (temporal CFW video VAE)"):
+            return (load_component(path, "video_vae", dtype=dtype, device=host.offload_device()),)
 
 
 class MGLDRAFTLoader:
@@ -75,9 +79,11 @@ class MGLDRAFTLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "raft_name": (_files("raft-things.pth")[0], {**_files("raft-things.pth")[1],
-                          "tooltip": "raft-things.pth (original RAFT release), in models/mgld."}),
+                          "tooltip": "raft-things.pth (original RAFT release), in ComfyUI/models/mgld (standalone: ./weights)."}),
         }}
 
     def load(self, raft_name):
         # RAFT stays in fp32: its correlation lookups are sensitive and it is small (5 M parameters).
-        return (load_component(host.model_path(raft_name), "raft", device=host.offload_device()),)
+        path = host.model_path(raft_name)
+        with host.announce(f"MGLD: loading {raft_name} (RAFT)"):
+            return (load_component(path, "raft", device=host.offload_device()),)

@@ -9,6 +9,7 @@ import torch
 
 from .. import host
 from ..pipeline import video_io
+from ..pipeline.hooks import ProgressCounter
 from .common import CATEGORY, image_to_frames
 
 SAMPLE_CLIP = "sample_lr.mp4"
@@ -20,7 +21,9 @@ SUFFIXES = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "p
 
 class MGLDLoadVideo:
     DESCRIPTION = ("Loads an LR video (mp4, mkv, mov, webm, avi, gif, or a folder/glob of images) with its exact frame "
-                   "rate and audio. Only the requested frames are decoded.")
+                   "rate and audio. Only the requested frames are decoded. A variable-frame-rate file is resampled to "
+                   "a constant rate by its timestamps (frames repeated or dropped; the console says so), so the video "
+                   "keeps its length and the audio stays in sync.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "INT")
     RETURN_NAMES = ("frames", "fps", "audio", "frame_count")
@@ -38,7 +41,8 @@ class MGLDLoadVideo:
             "frame_count": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": "How many frames to load; 0 = to the end."}),
             "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip": "Keep every n-th frame (fps is divided by n)."}),
             "force_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001,
-                                    "tooltip": "Override the frame rate (0 = keep the file's exact rate)."}),
+                                    "tooltip": "Override the frame rate (0 = keep the file's exact rate; a variable-rate "
+                                               "file's is the constant rate it is resampled to at load)."}),
         }}
 
     @staticmethod
@@ -60,8 +64,11 @@ class MGLDLoadVideo:
         return hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
 
     def load(self, video, start_frame, frame_count, every_nth, force_fps):
-        clip = video_io.read_video(self._resolve(video), start=start_frame, count=frame_count, every=every_nth,
-                                   force_fps=force_fps)
+        path = self._resolve(video)
+        clip = video_io.read_video(path, start=start_frame, count=frame_count, every=every_nth, force_fps=force_fps)
+        if clip.timing is not None:  # the sampler needs evenly spaced frames: say how the file's timing was kept
+            host.notify(f"MGLD Load LR Video: {os.path.basename(path)}: {clip.timing.describe()}; loaded "
+                        f"{clip.frames.shape[0]} frames at {float(clip.fps):.3f} fps")
         frames = clip.frames.float() / 255.0
         return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
 
@@ -130,9 +137,10 @@ class MGLDSaveVideo:
         uint8 = _uint8_frames(frames)
         suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix)
+        progress = ProgressCounter(host.hooks(), 1 if frames.dim() == 3 else int(frames.shape[0]), "encoding")
         # Cancel stops the encode between frames; the writer then removes its temporary file.
         written = video_io.write_video(path, uint8, fps, audio=video_io.audio_from_comfy(audio), codec=codec, crf=crf,
                                        pixel_format=None if pixel_format == "auto" else pixel_format,
-                                       on_frame=lambda index: host.check_interrupt())
+                                       on_frame=lambda count: progress.step())
         preview = [{"filename": name, "subfolder": subfolder, "type": "output", "format": f"video/{suffix.lstrip('.')}"}]
         return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written,)}

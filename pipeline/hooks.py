@@ -1,13 +1,15 @@
 """Progress, latent previews and cooperative interruption, without any host import.
 
 The pipeline calls these at every denoising step; the ComfyUI adapter plugs in its progress bar,
-preview and interrupt check, the headless runner a terminal bar. All are optional.
+preview and interrupt check, the headless runner :class:`TerminalProgress`. All are optional.
 """
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Optional, TextIO
 
 import torch
 
@@ -44,6 +46,8 @@ class ProgressCounter:
 
     def __init__(self, hooks: Optional[Hooks], total: int, what: str):
         self.hooks, self.total, self.what, self.done = hooks, total, what, 0
+        if hooks is not None and hooks.progress is not None:
+            hooks.progress(0, total, what)  # the stage starts now: its clock (elapsed, rate, ETA) starts here
 
     def step(self, latents: torch.Tensor | None = None, amount: int = 1) -> None:
         self.done += amount
@@ -54,3 +58,70 @@ class ProgressCounter:
         if latents is not None and self.hooks.preview is not None:
             self.hooks.preview(latents)
         self.hooks.interrupt_point()
+
+
+#: The plain progress line (logs): the same figures a terminal bar shows, without the bar.
+PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f} %), {elapsed} elapsed, {remaining} left, {rate_fmt}"
+
+
+class TerminalProgress:
+    """``Hooks.progress`` for a console: one bar per stage with elapsed time, rate and ETA (tqdm) on a
+    terminal; where the output is not a terminal (a log file, a pipe), plain lines with the same figures
+    at every tenth of the stage (and at least every ``line_seconds``) instead of ``\\r`` updates.
+
+    A stage is one ``what`` counted from 0 to ``total``; a new ``what`` or a count that starts over
+    begins a new one."""
+
+    def __init__(self, stream: Optional[TextIO] = None, line_seconds: float = 60.0):
+        self.stream = stream
+        self.line_seconds = line_seconds
+        self._stage: Optional[tuple[str, int]] = None
+        self._bar = None
+        self._start = self._last_line = 0.0
+        self._last_tenth = -1
+        self._done = 0
+
+    @property
+    def _out(self) -> TextIO:
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _interactive(self) -> bool:
+        isatty = getattr(self._out, "isatty", None)
+        return bool(isatty and isatty())
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if self._stage != (what, total) or done < self._done:
+            self.close()
+            self._begin(what, total)
+        self._done = done
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+        else:
+            now = time.monotonic()
+            tenth = 10 * done // max(total, 1)
+            if tenth != self._last_tenth or now - self._last_line >= self.line_seconds or done >= total:
+                self._line(done, total, what, now)
+                self._last_tenth, self._last_line = tenth, now
+        if done >= total:
+            self.close()
+
+    def _begin(self, what: str, total: int) -> None:
+        self._stage, self._done, self._last_tenth = (what, total), 0, -1
+        self._start = self._last_line = time.monotonic()
+        if self._interactive():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=what, file=self._out, dynamic_ncols=True, mininterval=0.5, leave=True)
+
+    def _line(self, done: int, total: int, what: str, now: float) -> None:
+        from tqdm import tqdm
+
+        text = tqdm.format_meter(done, total, now - self._start, prefix=what, bar_format=PLAIN_FORMAT)
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        """End the current stage (its bar stays on screen)."""
+        if self._bar is not None:
+            self._bar.close()
+        self._bar, self._stage = None, None

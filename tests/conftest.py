@@ -40,3 +40,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """Tiny weight files shaped like the official downloads (``make_release.py``), as the weights folder of
+    the module's runs; outputs go to a fresh home folder."""
+    import os
+    import subprocess
+
+    from golden_lib import default_golden_dir
+
+    folder = tmp_path_factory.mktemp("mgld")
+    golden = default_golden_dir()
+    subprocess.run([sys.executable, str(golden.parent / "make_release.py"), str(folder), "--golden-dir", str(golden)],
+                   check=True, stdout=subprocess.DEVNULL)
+    (folder / "mgldvsr_unet.yaml").write_text((golden / "weights" / "tiny_mgldvsr.yaml").read_text())
+    old = {k: os.environ.get(k) for k in ("MGLD_MODELS_DIR", "MGLD_HOME")}
+    os.environ["MGLD_MODELS_DIR"] = str(folder)
+    os.environ["MGLD_HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield folder
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

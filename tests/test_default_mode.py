@@ -235,7 +235,9 @@ def test_progress_preview_and_interrupt_hooks():
         sample_video(frames, MotionField.still(7, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
                      options=options, hooks=hooks)
     windows = 2  # 7 frames, window 5, overlap 2
-    assert seen[-1] == (3 * windows, 3 * windows, "sampling") and len(seen) == 3 * windows
+    # the stage announces itself at 0 (its clock starts there), then one call per window step
+    assert seen[0] == (0, 3 * windows, "sampling") and seen[-1] == (3 * windows, 3 * windows, "sampling")
+    assert len(seen) == 1 + 3 * windows
     assert previews and previews[0].shape[0] == 5
 
     calls = []

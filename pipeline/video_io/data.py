@@ -5,11 +5,14 @@ import dataclasses
 import math
 import os
 from fractions import Fraction
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import torch
 
+
+if TYPE_CHECKING:
+    from .timing import ConstantRateGrid
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -95,6 +98,8 @@ class VideoClip:
     selected frames (``N * every`` source frame periods from the first selected frame), or is None
     when the source has no audio there. ``decoded_frames`` counts frames pulled from the decoder
     (skipped ones included), which shows that decoding stopped after the last wanted frame.
+    ``timing`` says how a variable-frame-rate source was resampled to a constant rate (its
+    :meth:`~.timing.ConstantRateGrid.describe` is the loader's notice); None when nothing was.
     """
 
     frames: torch.Tensor
@@ -104,6 +109,7 @@ class VideoClip:
     start: int
     every: int
     decoded_frames: int
+    timing: Optional["ConstantRateGrid"] = None
 
     @property
     def duration(self) -> float:

@@ -1,6 +1,7 @@
 """Probing and decoding: frame ranges, image sequences and the audio under the selected frames."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import glob
 import math
@@ -18,6 +19,7 @@ import torch
 from .av_helpers import _ffmpeg_log, _ffmpeg_said, _rgb
 from .data import (DEFAULT_SEQUENCE_FPS, IMAGE_EXTENSIONS, AudioTrack, PathLike, VideoClip, VideoInfo, VideoReadError,
                    to_fraction)
+from .timing import ConstantRateGrid, constant_rate_grid, read_timeline
 
 
 def _natural_key(path: str):
@@ -259,63 +261,123 @@ class _Progress:
     first_time: Optional[Fraction] = None
     selected: int = 0
     decode_error: Optional[str] = None
+    slots: int = 0  # output frames seen so far (on the constant-rate grid)
     frames_in_file: Optional[int] = None  # known once the end was reached
 
 
-def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollector], progress: _Progress, src_fps: Fraction):
-    """Yield the selected frames as RGB arrays; stop demuxing once the last wanted frame is out and
-    (when audio is collected) the audio reaches the end of the selected span."""
-    vs = container.streams.video[0]
-    vs.thread_type = "AUTO"
-    streams = [vs]
-    astream = None
-    if audio is not None and container.streams.audio:
-        astream = container.streams.audio[0]
-        streams.append(astream)
-    start_time = Fraction(vs.start_time) * vs.time_base if vs.start_time is not None and vs.time_base else Fraction(0)
-    index = 0
-    video_done = False
-    span_end: Optional[Fraction] = None
+class _Demuxer:
+    """A container's video frames, decoded in presentation order, with its audio collected as the packets go by."""
 
-    def decode(stream, packet):
+    def __init__(self, container, audio: Optional[_AudioCollector], progress: _Progress):
+        self.video_stream = container.streams.video[0]
+        self.video_stream.thread_type = "AUTO"
+        self.audio = audio
+        self.audio_stream = container.streams.audio[0] if audio is not None and container.streams.audio else None
+        streams = [self.video_stream] + ([self.audio_stream] if self.audio_stream is not None else [])
+        self.packets = container.demux(*streams)
+        self.progress = progress
+
+    def _decode(self, stream, packet):
         try:
             return stream.decode(packet)
         except av.FFmpegError as err:  # a damaged packet: keep going, report if nothing decodes
-            if progress.decode_error is None:
-                progress.decode_error = str(err)
+            if self.progress.decode_error is None:
+                self.progress.decode_error = str(err)
             return []
 
-    for packet in container.demux(*streams):
-        if packet.stream.index == vs.index:
-            if video_done:
-                continue
-            for frame in decode(vs, packet):
-                progress.decoded += 1
-                if frame.pts is not None and frame.time_base:
-                    t = Fraction(frame.pts) * frame.time_base
-                else:
-                    t = start_time + Fraction(index) / src_fps
-                if sel.wants(index):
-                    if progress.first_time is None:
-                        progress.first_time = t
-                    progress.selected += 1
-                    yield _rgb(frame)
-                elif index < sel.start and audio is not None:
-                    audio.drop_before(t)
-                if sel.done_after(index):
-                    video_done = True
-                    span_end = progress.first_time + Fraction(progress.selected * sel.every) / src_fps
-                    index += 1
-                    break
-                index += 1
-            if video_done and (astream is None or _audio_covers(audio, span_end)):
+    def video(self) -> Iterator[av.VideoFrame]:
+        for packet in self.packets:
+            if packet.stream.index == self.video_stream.index:
+                for frame in self._decode(self.video_stream, packet):
+                    self.progress.decoded += 1
+                    yield frame
+            elif self.audio_stream is not None and packet.stream.index == self.audio_stream.index:
+                for frame in self._decode(self.audio_stream, packet):
+                    self.audio.add(frame)
+
+    def audio_until(self, t: Fraction) -> None:
+        """After the last wanted frame: demux on (audio only) until the collected audio reaches ``t``."""
+        if self.audio_stream is None:
+            return
+        while not _audio_covers(self.audio, t):
+            packet = next(self.packets, None)
+            if packet is None:
                 return
-        elif astream is not None and packet.stream.index == astream.index:
-            for frame in decode(astream, packet):
-                audio.add(frame)
-            if video_done and _audio_covers(audio, span_end):
-                return
-    progress.frames_in_file = index
+            if packet.stream.index == self.audio_stream.index:
+                for frame in self._decode(self.audio_stream, packet):
+                    self.audio.add(frame)
+
+
+def _frame_pts(frame: av.VideoFrame, time_base: Fraction) -> Optional[int]:
+    """A decoded frame's timestamp in ``time_base`` units (None when the decoder gives none)."""
+    if frame.pts is None:
+        return None
+    if not frame.time_base or Fraction(frame.time_base) == time_base:
+        return int(frame.pts)
+    return round(Fraction(frame.pts) * Fraction(frame.time_base) / time_base)
+
+
+def _grid_slots(frames: Iterator[av.VideoFrame], grid: ConstantRateGrid) -> Iterator[tuple[int, av.VideoFrame, Fraction]]:
+    """``(k, frame, time)`` for every output frame ``k`` of the constant-rate grid, in order.
+
+    Output frame ``k`` shows the decoded frame at the source time the grid chose for it; it is
+    yielded as soon as that frame is decoded, so nothing past the last wanted frame is decoded. A
+    frame that does not decode (damaged packet) is stood in for by the frame before it."""
+    timeline = grid.timeline
+    position = {p: i for i, p in enumerate(timeline.pts)}
+    wanted = [position[p] for p in grid.source_pts]  # source frame index of every output frame
+    k, index, previous = 0, -1, None
+    for frame in frames:
+        pts = _frame_pts(frame, timeline.time_base)
+        if pts is None:
+            index += 1
+        else:
+            index = position.get(pts, bisect.bisect_left(timeline.pts, pts))
+        while k < len(wanted) and wanted[k] <= index:
+            yield k, frame if wanted[k] == index or previous is None else previous, grid.slot_time(k)
+            k += 1
+        previous = frame
+    while k < len(wanted) and previous is not None:  # frames at the end that did not decode
+        yield k, previous, grid.slot_time(k)
+        k += 1
+
+
+def _decoded_slots(frames: Iterator[av.VideoFrame], start_time: Fraction, fps: Fraction):
+    """``(k, frame, time)`` with one output frame per decoded frame (files whose packets carry no timestamps)."""
+    for k, frame in enumerate(frames):
+        if frame.pts is not None and frame.time_base:
+            yield k, frame, Fraction(frame.pts) * frame.time_base
+        else:
+            yield k, frame, start_time + Fraction(k) / fps
+
+
+def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollector], progress: _Progress,
+                      grid: Optional[ConstantRateGrid], fps: Fraction):
+    """Yield the selected output frames as RGB arrays; stop demuxing once the last wanted frame is out and
+    (when audio is collected) the audio reaches the end of the selected span."""
+    demux = _Demuxer(container, audio, progress)
+    if grid is not None:
+        slots = _grid_slots(demux.video(), grid)
+    else:
+        vs = demux.video_stream
+        start_time = Fraction(vs.start_time) * vs.time_base if vs.start_time is not None and vs.time_base else Fraction(0)
+        slots = _decoded_slots(demux.video(), start_time, fps)
+    shown = None  # (frame, rgb) of the last output frame, reused when the next one repeats it
+    for k, frame, t in slots:
+        progress.slots = k + 1
+        if sel.wants(k):
+            if progress.first_time is None:
+                progress.first_time = t
+            progress.selected += 1
+            repeat = shown is not None and shown[0] is frame
+            shown = (frame, shown[1].copy() if repeat else _rgb(frame))
+            yield shown[1]
+        elif k < sel.start and audio is not None:
+            audio.drop_before(t)
+        if sel.done_after(k):
+            demux.audio_until(progress.first_time + Fraction(progress.selected * sel.every) / fps)
+            return
+    progress.frames_in_file = progress.slots
 
 
 def _audio_covers(audio: Optional[_AudioCollector], t: Optional[Fraction]) -> bool:
@@ -357,9 +419,11 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
     """Decode frames ``start, start+every, ...`` (``count`` of them, 0 = to the end) of a video file,
     a single image, an image folder or a glob pattern (``frames/*.png``; natural sort order).
 
-    Decoding stops after the last wanted frame (frames before ``start`` are decoded but not
-    converted; no seeking, so the frame index is exact even for variable-rate files).
-    ``fps`` of the result is the source rate / ``every``, or ``force_fps`` when > 0 (audio is never
+    Frames are indexed on a constant-rate grid: a variable-frame-rate file is resampled by its
+    timestamps (see :mod:`.timing`; ``clip.timing`` then says how), so the clip lasts as long as the
+    file's video and its audio stays in sync. Decoding stops after the last wanted frame (frames
+    before ``start`` are decoded but not converted; no seeking, so frame indices are exact).
+    ``fps`` of the result is the grid rate / ``every``, or ``force_fps`` when > 0 (audio is never
     retimed: it is the source audio under the selected frames). Image sequences run at
     :data:`DEFAULT_SEQUENCE_FPS` unless ``force_fps`` is given and have no audio.
     """
@@ -368,19 +432,22 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
     sel = _Selection(int(start), int(count), int(every))
     progress = _Progress()
     files = _image_sequence(path)
-    collector = None
+    collector, grid = None, None
     if files is not None:
         first = _decode_image(files[0])
         info = _sequence_info(path, files, first)
+        rate = info.fps
         frames = list(_read_sequence(path, files, sel, progress))
     else:
         container = _open_input(path)
         try:
             info = _container_info(container, path)
+            grid = _constant_rate_grid(path, info.fps)
+            rate = grid.rate if grid is not None else info.fps
             collector = _AudioCollector() if info.has_audio else None
             with _ffmpeg_log() as logs:
                 try:
-                    frames = list(_decode_container(container, sel, collector, progress, info.fps))
+                    frames = list(_decode_container(container, sel, collector, progress, grid, rate))
                     if collector is not None:
                         collector.finish()
                 except av.FFmpegError as err:
@@ -393,9 +460,9 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
         warnings.warn(f"{path}: some packets could not be decoded ({progress.decode_error})", RuntimeWarning, stacklevel=2)
     audio = None
     if collector is not None and progress.first_time is not None:
-        span = Fraction(len(frames) * sel.every) / info.fps
+        span = Fraction(len(frames) * sel.every) / rate
         audio = collector.extract(progress.first_time, progress.first_time + span)
-    fps = to_fraction(force_fps) if force_fps else info.fps / sel.every
+    fps = to_fraction(force_fps) if force_fps else rate / sel.every
     return VideoClip(
         frames=torch.from_numpy(np.stack(frames)),
         fps=fps,
@@ -404,7 +471,19 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
         start=sel.start,
         every=sel.every,
         decoded_frames=progress.decoded,
+        timing=grid if grid is not None and grid.resampled else None,
     )
+
+
+def _constant_rate_grid(path: str, nominal: Fraction) -> Optional[ConstantRateGrid]:
+    """The grid a file's frames are loaded onto, from its packet timestamps (a separate pass that decodes
+    nothing); None when its packets carry no timestamps (frames are then taken one per decoded frame)."""
+    try:
+        with av.open(path, mode="r") as container:
+            timeline = read_timeline(container)
+    except av.FFmpegError:  # the decoding pass reports what is wrong with the file
+        return None
+    return constant_rate_grid(timeline, nominal) if timeline is not None else None
 
 
 def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -> Iterator[torch.Tensor]:
@@ -422,9 +501,11 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
     else:
         container = _open_input(path)
         try:
-            fps = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
+            nominal = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
+            grid = _constant_rate_grid(path, nominal)
+            rate = grid.rate if grid is not None else nominal
             try:
-                for rgb in _decode_container(container, sel, None, progress, fps):
+                for rgb in _decode_container(container, sel, None, progress, grid, rate):
                     yield torch.from_numpy(rgb)
             except av.FFmpegError as err:
                 raise VideoReadError(f"error while decoding {path}: {err}") from None
