@@ -136,11 +136,13 @@ def _container_info(container, path: str) -> VideoInfo:
     )
 
 
-def _decode_image(path: str) -> np.ndarray:
+def _decode_image(path: str, progress: Optional["_Progress"] = None) -> np.ndarray:
     with _ffmpeg_log() as logs:
         try:
             with av.open(path, mode="r") as container:
                 for frame in container.decode(video=0):
+                    if progress is not None:
+                        progress.note_alpha(frame)
                     return _rgb(frame)
         except av.FFmpegError as err:
             raise VideoReadError(f"cannot read image {path}: {_ffmpeg_said(err, logs)}") from None
@@ -260,6 +262,31 @@ class _Progress:
     selected: int = 0
     decode_error: Optional[str] = None
     frames_in_file: Optional[int] = None  # known once the end was reached
+    transparent: bool = False  # a decoded frame had pixels that are not opaque (the alpha is dropped)
+
+    def note_alpha(self, frame: av.VideoFrame) -> None:
+        """Remember whether ``frame`` has transparent pixels, which converting to RGB drops."""
+        if self.transparent:
+            return
+        fmt = frame.format
+        if fmt.has_palette or any(component.is_alpha for component in fmt.components):
+            self.transparent = bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
+
+
+def _say_what_was_lost(path: str, info: Optional[VideoInfo], progress: _Progress) -> None:
+    """Warn (once per read) about frames the header promised but the file did not hold, and dropped alpha."""
+    total = progress.frames_in_file
+    if info is not None and total is not None and not info.is_image_sequence:
+        if info.frame_count and total < info.frame_count:
+            warnings.warn(f"{path} declares {info.frame_count} frames but only {total} could be decoded (the file is "
+                          f"cut short or damaged); continuing with those {total}", RuntimeWarning, stacklevel=3)
+        elif not info.frame_count and info.estimated_frames and total < 0.9 * info.estimated_frames - 1:
+            warnings.warn(f"{path} lasts {info.duration:.2f} s (about {info.estimated_frames} frames) but only {total} "
+                          f"could be decoded (the file is cut short or damaged); continuing with those {total}",
+                          RuntimeWarning, stacklevel=3)
+    if progress.transparent:
+        warnings.warn(f"{path} has transparent pixels; MGLD-VSR works on RGB, so the alpha channel is dropped "
+                      f"(transparent areas keep their stored colour)", RuntimeWarning, stacklevel=3)
 
 
 def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollector], progress: _Progress, src_fps: Fraction):
@@ -299,6 +326,7 @@ def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollecto
                     if progress.first_time is None:
                         progress.first_time = t
                     progress.selected += 1
+                    progress.note_alpha(frame)
                     yield _rgb(frame)
                 elif index < sel.start and audio is not None:
                     audio.drop_before(t)
@@ -327,7 +355,7 @@ def _read_sequence(path: str, files: list[str], sel: _Selection, progress: _Prog
     size = None
     for index, file in enumerate(files):
         if sel.wants(index):
-            rgb = _decode_image(file)
+            rgb = _decode_image(file, progress)
             progress.decoded += 1
             if size is None:
                 size = rgb.shape
@@ -391,6 +419,7 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
         raise _empty_result_error(path, sel, progress)
     if progress.decode_error:
         warnings.warn(f"{path}: some packets could not be decoded ({progress.decode_error})", RuntimeWarning, stacklevel=2)
+    _say_what_was_lost(path, info, progress)
     audio = None
     if collector is not None and progress.first_time is not None:
         span = Fraction(len(frames) * sel.every) / info.fps
@@ -415,6 +444,7 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
     sel = _Selection(int(start), int(count), int(every))
     progress = _Progress()
     files = _image_sequence(path)
+    info = None
     if files is not None:
         source = _read_sequence(path, files, sel, progress)
         for rgb in source:
@@ -422,7 +452,8 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
     else:
         container = _open_input(path)
         try:
-            fps = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
+            info = _container_info(container, path)
+            fps = info.fps
             try:
                 for rgb in _decode_container(container, sel, None, progress, fps):
                     yield torch.from_numpy(rgb)
@@ -432,5 +463,6 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
             container.close()
     if progress.selected == 0:
         raise _empty_result_error(path, sel, progress)
+    _say_what_was_lost(path, info, progress)
 
 
