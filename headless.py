@@ -88,7 +88,7 @@ def apply_overrides(api: dict, classes: dict, assignments: list[str]) -> None:
         if not equals or not dot or not node_ref or not widget:
             raise WorkflowError(f"--set {assignment!r}: expected NODE.WIDGET=VALUE, e.g. --set MGLDSampler.steps=20 "
                                 f"(NODE is a node id, title or type)")
-        matches = [i for i, n in api.items() if node_ref in (i, n["title"], n["class_type"])]
+        matches = [i for i, n in api.items() if node_ref in (i, preflight.title_of(n), n["class_type"])]
         if len(matches) != 1:
             raise WorkflowError(f"--set {assignment!r}: {'no' if not matches else 'several'} nodes match {node_ref!r}")
         node = api[matches[0]]
@@ -164,6 +164,8 @@ class Runner:
             cls = self.classes[node["class_type"]]
             kwargs, parts = {}, [node["class_type"]]
             for name, value in sorted(node["inputs"].items()):
+                if name == preflight.UPLOAD_WIDGET:
+                    continue
                 if isinstance(value, list) and len(value) == 2 and str(value[0]) in api:
                     kwargs[name] = results[str(value[0])][value[1]]
                     parts.append((name, signatures[str(value[0])], value[1]))

@@ -19,7 +19,6 @@ value, the cause and the fix.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Optional
 
 #: UI nodes that never run: notes, and nodes switched off (mode 2 = muted, 4 = bypassed).
@@ -27,10 +26,18 @@ NOTE_TYPES = ("Note", "MarkdownNote")
 SKIPPED_MODES = {2: "muted", 4: "bypassed"}
 #: The nodes whose output is a file (ComfyUI runs a prompt for its output nodes).
 SAVERS = ("MGLDSaveVideo", "MGLDDecodeAndSave")
+#: The upload button's value, which ComfyUI's API export writes among a loader's inputs (and ComfyUI ignores).
+UPLOAD_WIDGET = "upload"
 
 
 class WorkflowError(ValueError):
     """The workflow cannot run as given; the message says where and what to change."""
+
+
+def title_of(node: dict):
+    """A node's title: ``title`` (UI format, as the runner converts it) or ``_meta.title`` (ComfyUI's API export)."""
+    meta = node.get("_meta")
+    return node.get("title") or (meta.get("title") if isinstance(meta, dict) else None)
 
 
 def node_label(node_id: Any, node: dict) -> str:
@@ -38,7 +45,7 @@ def node_label(node_id: Any, node: dict) -> str:
     from . import NODE_DISPLAY_NAME_MAPPINGS
 
     kind = node.get("class_type") or node.get("type") or "?"
-    title = node.get("title")
+    title = title_of(node)
     if not title or title == kind:
         title = NODE_DISPLAY_NAME_MAPPINGS.get(kind, kind)
     return f"node {node_id} ({title})"
@@ -153,6 +160,8 @@ def check_api_workflow(api: dict, classes: dict) -> None:
         cls = classes[node["class_type"]]
         specs = {name: (kind, options, required) for name, kind, options, required in input_specs(cls)}
         for name, value in node.get("inputs", {}).items():
+            if name == UPLOAD_WIDGET:
+                continue
             if name not in specs:
                 raise WorkflowError(f"{label} has no input '{name}' (it has {', '.join(specs)}); remove it from the workflow")
             if isinstance(value, list):

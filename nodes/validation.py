@@ -91,7 +91,7 @@ def coerce(node: str, name: str, kind, options: dict, value: Any) -> Any:
     if kind not in ("INT", "FLOAT"):
         return value
     if value is None or isinstance(value, bool) or isinstance(value, (list, dict, tuple)):
-        refuse(f"is not a number", f"set {bounds}")
+        refuse("is not a number", f"set {bounds}")
     if isinstance(value, str):
         try:
             value = float(value.strip()) if kind == "FLOAT" else _int_text(value)

@@ -15,6 +15,19 @@ def golden_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory, golden_dir):
+    """The fixture set's tiny networks as the three official files (``make_release.py``), with the
+    official-format YAML the tiny UNet needs beside its checkpoint (its head width is not the default)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("mgld")
+    subprocess.run([sys.executable, str(golden_dir.parent / "make_release.py"), str(folder), "--golden-dir", str(golden_dir)],
+                   check=True, stdout=subprocess.DEVNULL)
+    (folder / "mgldvsr_unet.yaml").write_text((golden_dir / "weights" / "tiny_mgldvsr.yaml").read_text())
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_models(golden_dir):
     """The fixture set's tiny official-format networks, loaded through the real loader."""
     import torch

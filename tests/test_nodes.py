@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mgld_vsr
-from golden_lib import REPO_ROOT, default_golden_dir
+from golden_lib import REPO_ROOT
 from mgld_vsr import headless
 from mgld_vsr.pipeline import video_io
 
@@ -21,12 +21,8 @@ from build_workflows import CORE_NODES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mgld")
-    golden = default_golden_dir()
-    subprocess.run([sys.executable, str(golden.parent / "make_release.py"), str(folder), "--golden-dir", str(golden)],
-                   check=True, stdout=subprocess.DEVNULL)
-    (folder / "mgldvsr_unet.yaml").write_text((golden / "weights" / "tiny_mgldvsr.yaml").read_text())
+def models_dir(tmp_path_factory, tiny_release):
+    folder = tiny_release
     old = {k: os.environ.get(k) for k in ("MGLD_MODELS_DIR", "MGLD_HOME")}
     os.environ["MGLD_MODELS_DIR"] = str(folder)
     os.environ["MGLD_HOME"] = str(tmp_path_factory.mktemp("home"))
