@@ -18,7 +18,6 @@ value, the cause and the fix.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 #: UI nodes that never run: notes, and nodes switched off (mode 2 = muted, 4 = bypassed).
@@ -248,7 +247,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
     """Checks that need the LR video's header: it is readable, the frame range exists, the tile fits the
     latent grid, h265 gets wide enough frames, and the clip fits the machine's memory."""
     from . import host
-    from .nodes.video import MGLDLoadVideo
+    from .nodes.video import MGLDLoadVideo, selected_frames
     from .pipeline import footprint, video_io
     from .pipeline.frames import LRPlan
 
@@ -270,9 +269,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
         if total is not None and start >= total:
             raise WorkflowError(f"{label}: start_frame = {start}: the video has {total} frames; set start_frame to at "
                                 f"most {total - 1}")
-        available = info.estimated_frames
-        frames = math.ceil((available - start) / every) if available else max(count, 1)
-        clips[node_id] = (min(frames, count) if count else frames, info)
+        clips[node_id] = (max(selected_frames(info, start, count, every), 1), info)
     for node_id, node in api.items():
         if node["class_type"] != "MGLDSampler":
             continue

@@ -73,13 +73,18 @@ class MGLDLoadVideo:
         return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
 
 
+def selected_frames(info, start: int, count: int, every: int) -> int:
+    """How many frames the loader's selection takes from a file, by its header (1 when it does not say)."""
+    available = info.estimated_frames
+    frames = -(-max(available - start, 0) // every) if available else 1
+    return min(frames, count) if count else frames
+
+
 def check_load_fits(info, start: int, count: int, every: int) -> None:
     """Refuse, from the file's header, a selection whose decoded frames cannot fit in RAM."""
     from ..pipeline import footprint
 
-    available = info.estimated_frames
-    frames = -(-max(available - start, 0) // every) if available else 1
-    frames = min(frames, count) if count else frames
+    frames = selected_frames(info, start, count, every)
     need = footprint.load_bytes(frames, info.height, info.width)
     have = footprint.host_available_bytes()
     if have is not None and need > have:
