@@ -103,9 +103,9 @@ def node_of(workflow, kind):
     return next(n for n in workflow["nodes"] if n["type"] == kind)
 
 
-def save_only(tmp_path, video, codec="h264", pixel_format="auto", prefix="MGLD/out") -> pathlib.Path:
+def save_only(tmp_path, video, codec="h264", pixel_format="auto", prefix="MGLD/out", frames=0) -> pathlib.Path:
     """API-format graph: MGLD Load LR Video -> MGLD Save Video (no models: runs in a second)."""
-    api = {"1": {"class_type": "MGLDLoadVideo", "inputs": {"video": str(video), "start_frame": 0, "frame_count": 0,
+    api = {"1": {"class_type": "MGLDLoadVideo", "inputs": {"video": str(video), "start_frame": 0, "frame_count": frames,
                                                             "every_nth": 1, "force_fps": 0.0}},
            "2": {"class_type": "MGLDSaveVideo", "inputs": {"frames": ["1", 0], "fps": ["1", 1], "filename_prefix": prefix,
                                                             "codec": codec, "crf": 19, "pixel_format": pixel_format}}}
@@ -445,7 +445,7 @@ def _namespace_shell(script: str) -> list:
 
 
 def test_a_full_disk_gives_a_clear_message_and_no_file(tmp_path, clip, long_clip):
-    graph = save_only(tmp_path, long_clip)
+    graph = save_only(tmp_path, long_clip, frames=30)  # about 3 MB of h264 noise
     mount = tmp_path / "small_disk"
     mount.mkdir()
     runner = f"{sys.executable} {REPO_ROOT / 'run_workflow.py'} {graph} --output {mount}/result.mp4"
