@@ -153,10 +153,14 @@ def direct_output(api: dict, output: str) -> None:
 
 
 def report(exc: BaseException, debug: bool) -> int:
-    """One ``error:`` line for an expected failure; the traceback too for a bug (or with ``--debug``)."""
+    """One ``error:`` line for an expected failure (exit 1); the traceback too for a bug (or with ``--debug``)."""
     from mgld_vsr import headless
+    from mgld_vsr.pipeline.hooks import Interrupted
 
     error = exc.error if isinstance(exc, headless.NodeFailed) else exc
+    if isinstance(error, Interrupted):  # a stage's own interrupt check
+        print(f"interrupted: {exc}; no partial output was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
     expected = isinstance(error, expected_errors())
     if debug or not expected:
         traceback.print_exception(exc)
