@@ -22,6 +22,7 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
+from mgld_vsr import headless
 from mgld_vsr.models import loader
 from mgld_vsr.pipeline import video_io
 
@@ -192,9 +193,24 @@ def test_broken_workflow_structure_is_one_line_before_any_work(case, tmp_path, c
 
 def test_numbers_typed_as_text_are_read_as_comfyui_reads_them(tmp_path, home):
     """``"20"`` in a number widget is 20 (ComfyUI converts it too); the value is checked after conversion."""
-    api = mgld_vsr.headless.to_api(json.loads(ui(tmp_path, _set_widget("MGLDSampler", 0, "20")).read_text()), NODES)
-    mgld_vsr.headless.check(api, NODES)
+    api = headless.to_api(json.loads(ui(tmp_path, _set_widget("MGLDSampler", 0, "20")).read_text()), NODES)
+    headless.check(api, NODES)
     assert next(n for n in api.values() if n["class_type"] == "MGLDSampler")["inputs"]["steps"] == 20
+
+
+def test_links_through_reroute_nodes_reach_their_source(tmp_path, home):
+    def reroute(w):
+        sampler, flow = node_of(w, "MGLDSampler"), node_of(w, "MGLDFlow")
+        link = next(link for link in w["links"] if link[0] == sampler["inputs"][2]["link"])
+        w["nodes"].append({"id": 50, "type": "Reroute", "mode": 0, "inputs": [{"name": "", "type": "*", "link": 90}],
+                           "outputs": [{"name": "", "type": "MGLD_FLOW", "links": [link[0]]}]})
+        w["links"].append([90, flow["id"], 0, 50, 0, "MGLD_FLOW"])
+        link[1], link[2] = 50, 0
+
+    api = headless.to_api(json.loads(ui(tmp_path, reroute).read_text()), NODES)
+    flow_id = next(i for i, n in api.items() if n["class_type"] == "MGLDFlow")
+    assert next(n for n in api.values() if n["class_type"] == "MGLDSampler")["inputs"]["flow"] == [flow_id, 0]
+    headless.check(api, NODES)
 
 
 def test_api_format_structure(tmp_path, capsys, home, clip, loads):
