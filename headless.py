@@ -15,28 +15,11 @@ from typing import Any
 
 import torch
 
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+from . import preflight
+from .nodes.validation import input_specs, is_widget
+from .preflight import WorkflowError
+
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
-
-
-class WorkflowError(ValueError):
-    pass
-
-
-def input_specs(cls) -> list[tuple[str, Any, dict, bool]]:
-    """``(name, type, options, required)`` of a node class, in declaration order."""
-    spec = cls.INPUT_TYPES()
-    out = []
-    for section in ("required", "optional"):
-        for name, value in spec.get(section, {}).items():
-            kind = value[0]
-            options = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
-            out.append((name, kind, options, section == "required"))
-    return out
-
-
-def is_widget(kind, options) -> bool:
-    return isinstance(kind, (list, tuple)) or (kind in WIDGET_TYPES and not options.get("forceInput"))
 
 
 def widget_layout(cls) -> list[tuple[str, Any, dict]]:
@@ -65,15 +48,22 @@ def with_core_nodes(classes: dict) -> dict:
 
 
 def to_api(workflow: dict, classes: dict) -> dict:
-    """UI-format workflow -> ``{id: {"class_type", "inputs", "title"}}`` (API format passes through)."""
+    """UI-format workflow -> ``{id: {"class_type", "inputs", "title"}}`` (API format passes through).
+
+    The structure is checked first (:mod:`preflight`): a list, a missing link or a link from a node
+    that does not run is a :class:`WorkflowError` naming the node and input, not a ``KeyError``.
+    """
+    preflight.check_document(workflow)
     if "nodes" not in workflow:
         return workflow
     classes = with_core_nodes(classes)
-    links = {link[0]: link for link in workflow.get("links", [])}
+    preflight.check_ui_workflow(workflow, classes)
+    links = preflight.ui_links(workflow)
+    by_id = {node["id"]: node for node in workflow["nodes"]}
     api = {}
     for node in workflow["nodes"]:
         kind = node["type"]
-        if node.get("mode", 0) in (2, 4) or kind in ("Note", "MarkdownNote", "Reroute"):
+        if node.get("mode", 0) in preflight.SKIPPED_MODES or kind in preflight.NOTE_TYPES + ("Reroute",):
             continue
         if kind not in classes:
             raise WorkflowError(f"node {node['id']} is a '{kind}', which this runner does not know (it runs this pack's "
@@ -85,14 +75,16 @@ def to_api(workflow: dict, classes: dict) -> dict:
         required = {name for name, _, _, req in input_specs(cls) if req}
         needed = max((i + 1 for i, (name, _, _) in enumerate(layout) if name in required), default=0)
         if len(values) < needed:  # optional widgets come last: workflows saved before they existed lack them
-            raise WorkflowError(f"node {node['id']} ({kind}) has {len(values)} widget values, expected {len(layout)}")
+            raise WorkflowError(f"node {node['id']} ({kind}) has {len(values)} widget values, expected {len(layout)} "
+                                f"({', '.join(n for n, _, _ in layout if not n.startswith('<'))}); open and save the "
+                                f"workflow in ComfyUI again")
         for (name, _, _), value in zip(layout, values):
             if not name.startswith("<"):
                 inputs[name] = value
-        for slot in node.get("inputs", []):
+        for slot in node.get("inputs") or []:
             link = slot.get("link")
             if link is not None:
-                _, source, source_slot, *_ = links[link]
+                source, source_slot = preflight.resolve_reroutes(links[link][0], links[link][1], by_id, links)
                 inputs[slot["name"]] = [str(source), source_slot]
         api[str(node["id"])] = {"class_type": kind, "inputs": inputs, "title": node.get("title") or kind}
     return api
@@ -102,11 +94,12 @@ def apply_overrides(api: dict, classes: dict, assignments: list[str]) -> None:
     """``NODE.WIDGET=VALUE`` where NODE is a node id, its title or its type (when unique)."""
     classes = with_core_nodes(classes)
     for assignment in assignments:
-        target, _, raw = assignment.partition("=")
-        node_ref, _, widget = target.rpartition(".")
-        if not node_ref or not widget or not _:
-            raise WorkflowError(f"--set expects NODE.WIDGET=VALUE, got {assignment!r}")
-        matches = [i for i, n in api.items() if node_ref in (i, n["title"], n["class_type"])]
+        target, equals, raw = assignment.partition("=")
+        node_ref, dot, widget = target.rpartition(".")
+        if not equals or not dot or not node_ref or not widget:
+            raise WorkflowError(f"--set {assignment!r}: expected NODE.WIDGET=VALUE, e.g. --set MGLDSampler.steps=20 "
+                                f"(NODE is a node id, title or type)")
+        matches = [i for i, n in api.items() if node_ref in (i, preflight.title_of(n), n["class_type"])]
         if len(matches) != 1:
             raise WorkflowError(f"--set {assignment!r}: {'no' if not matches else 'several'} nodes match {node_ref!r}")
         node = api[matches[0]]
@@ -125,24 +118,42 @@ def parse_value(raw: str, kind, options: dict, label: str):
                 raise ValueError(f"choose one of {list(kind)}")
             return raw
         if kind == "INT":
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:
+                number = float(raw)  # "20.0" is 20; "2.5", "nan" and "inf" are not whole numbers
+                if not number.is_integer():
+                    raise ValueError("expected a whole number") from None
+                return int(number)
         if kind == "FLOAT":
-            return float(raw)
+            return float(raw)  # NaN and infinity pass here and are refused, with the range, by the value checks
         if kind == "BOOLEAN":
+            if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError("expected true or false")
             return raw.lower() in ("1", "true", "yes", "on")
         return raw
-    except ValueError as exc:
-        raise WorkflowError(f"{label}={raw!r}: {exc}") from exc
+    except (ValueError, OverflowError) as exc:
+        raise WorkflowError(f"--set {label}={raw!r}: {exc}") from None
 
 
-def validate_value(node_id: str, cls, name: str, value):
-    for spec_name, kind, options, _ in input_specs(cls):
-        if spec_name != name or isinstance(value, list):
-            continue
-        if kind in ("INT", "FLOAT") and not isinstance(value, bool):
-            low, high = options.get("min"), options.get("max")
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise WorkflowError(f"node {node_id} ({cls.__name__}): {name}={value} is outside [{low}, {high}]")
+def check(api: dict, classes: dict, *, streamed: bool | None = None, output_given: bool = False) -> None:
+    """Everything that can be checked before the first node runs (see :mod:`preflight`); values are
+    converted in place. ``streamed``: whether decoded frames go straight into the file (default: no
+    separate decoder node is left in the graph)."""
+    preflight.check_api_workflow(api, classes)
+    topological_order(api)  # a cycle is refused now, not halfway through
+    preflight.check_values(api, classes, output_given=output_given)
+    if streamed is None:
+        streamed = not any(n["class_type"] == "MGLDDecode" for n in api.values())
+    preflight.check_media(api, classes, streamed=streamed)
+
+
+class NodeFailed(Exception):
+    """A node's function raised: ``error`` is what it raised, ``label`` names the node (``node 6 (...)``)."""
+
+    def __init__(self, node_id: str, label: str, error: BaseException):
+        self.node_id, self.label, self.error = node_id, label, error
+        super().__init__(f"{label}: {error}")
 
 
 class Runner:
@@ -154,25 +165,27 @@ class Runner:
         self.executed: list[str] = []
 
     def run(self, api: dict) -> dict:
+        """Run every node (results by node id). A node's exception comes out as :class:`NodeFailed`."""
         self.executed = []
+        check(api, self.classes, output_given=any(n.get("output_path") for n in api.values()))
         order = topological_order(api)
-        for node_id in order:  # every value checked before any work starts
-            node = api[node_id]
-            for name, value in node["inputs"].items():
-                if not (isinstance(value, list) and len(value) == 2 and str(value[0]) in api):
-                    validate_value(node_id, self.classes[node["class_type"]], name, value)
         signatures, results = {}, {}
         for node_id in order:
             node = api[node_id]
             cls = self.classes[node["class_type"]]
             kwargs, parts = {}, [node["class_type"]]
             for name, value in sorted(node["inputs"].items()):
+                if name == preflight.UPLOAD_WIDGET:
+                    continue
                 if isinstance(value, list) and len(value) == 2 and str(value[0]) in api:
                     kwargs[name] = results[str(value[0])][value[1]]
                     parts.append((name, signatures[str(value[0])], value[1]))
                 else:
                     kwargs[name] = value
                     parts.append((name, repr(value)))
+            if node.get("output_path"):  # the runner's --output: a keyword the saver takes outside ComfyUI
+                kwargs["output_path"] = node["output_path"]
+                parts.append(("output_path", node["output_path"]))
             if hasattr(cls, "IS_CHANGED"):
                 parts.append(("changed", repr(cls.IS_CHANGED(**{k: v for k, v in kwargs.items()}))))
             signature = repr(parts)
@@ -180,8 +193,11 @@ class Runner:
             if cached is not None and cached[1] == signature:
                 results[node_id] = cached[0]
             else:
-                with torch.inference_mode():  # as ComfyUI executes nodes
-                    output = getattr(cls(), cls.FUNCTION)(**kwargs)
+                try:
+                    with torch.inference_mode():  # as ComfyUI executes nodes
+                        output = getattr(cls(), cls.FUNCTION)(**kwargs)
+                except Exception as exc:
+                    raise NodeFailed(node_id, preflight.node_label(node_id, node), exc) from exc
                 if isinstance(output, dict):
                     output = output.get("result", ())
                 results[node_id] = tuple(output)
@@ -224,7 +240,7 @@ def stream_to_file(api: dict, classes: dict) -> list[str]:
         inputs.update({k: v for k, v in save["inputs"].items() if k != "frames"})
         if not set(inputs) <= accepted:
             continue
-        api[save_id] = {"class_type": STREAMING_NODE, "inputs": inputs, "title": save.get("title", STREAMING_NODE)}
+        api[save_id] = {**save, "class_type": STREAMING_NODE, "inputs": inputs, "title": save.get("title", STREAMING_NODE)}
         del api[decode_id]
         merged.append(save_id)
     return merged
@@ -284,6 +300,7 @@ def missing_weights(api: dict) -> list[str]:
 def load_workflow(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            document = json.load(fh)
     except (OSError, ValueError) as exc:
-        raise WorkflowError(f"{path}: cannot read the workflow ({exc})") from exc
+        raise WorkflowError(f"{path}: cannot read the workflow ({exc})") from None
+    return preflight.check_document(document, path)

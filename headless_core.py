@@ -116,9 +116,11 @@ class SaveVideo:
                              "format": (["auto", "mp4"], {"default": "auto"}),
                              "codec": (["auto", "h264"], {"default": "auto"})}}
 
-    def save(self, video, filename_prefix, format, codec):
+    def save(self, video, filename_prefix, format, codec, output_path=None):
+        """``output_path``: the runner's ``--output`` (never given by ComfyUI)."""
         parts = video.get_components()
-        return MGLDSaveVideo().save(parts.images, parts.frame_rate, filename_prefix, "h264", 19, "auto", parts.audio)
+        return MGLDSaveVideo().save(parts.images, parts.frame_rate, filename_prefix, "h264", 19, "auto", parts.audio,
+                                    output_path=output_path)
 
 
 class PreviewImage:

@@ -78,12 +78,14 @@ class WeightFile:
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, str]
     yaml: dict | None
+    yaml_path: str | None = None  # where ``yaml`` came from (for messages)
 
     @classmethod
     def read(cls, path: str | os.PathLike, config_path: str | os.PathLike | None = None) -> "WeightFile":
         path = os.fspath(path)
         tensors, metadata = read_state_dict(path)
-        return cls(path, tensors, metadata, _find_yaml(path, metadata, config_path))
+        yaml_path = _yaml_path(path, metadata, config_path)
+        return cls(path, tensors, metadata, _read_yaml(yaml_path) if yaml_path else None, yaml_path)
 
     def component_state(self, name: str) -> tuple[dict[str, torch.Tensor], str]:
         """Keys of component ``name`` with the official prefix stripped, and the prefix used."""
@@ -120,10 +122,25 @@ class WeightFile:
             raw = self.metadata.get(key)
             if raw and raw.strip().startswith("{"):
                 try:
-                    hints.update(json.loads(raw))
-                except ValueError:
-                    pass
+                    config = json.loads(raw)
+                except ValueError as exc:
+                    config = exc
+                if not isinstance(config, dict):  # a damaged header must not fall back to defaults unsaid
+                    raise CheckpointError(
+                        f"{self.path}: the architecture config in the file header ('{key}') is damaged ({config}); "
+                        f"convert the official file again with convert_weights.py")
+                hints.update(config)
         return hints
+
+    def hint_source(self) -> str:
+        """Where values the tensor shapes cannot tell come from, and how to supply them (for errors)."""
+        if self.yaml_path:
+            return f"they were read from {self.yaml_path}: check that it is the config of this checkpoint"
+        if any(k in self.metadata for k in ("mgld_config", "config")):
+            return "they were read from the file header"
+        stem = os.path.splitext(os.path.basename(self.path))[0]
+        return (f"the official defaults were used, as no config was found: put the official-format YAML of this "
+                f"checkpoint beside it as {stem}.yaml")
 
 
 def _looks_like_video_vae(tensors: dict) -> bool:
@@ -145,7 +162,8 @@ def describe_contents(tensors: dict) -> str:
     return f"it holds {len(keys)} tensors of an unknown model (first keys: {sample})"
 
 
-def _find_yaml(path: str, metadata: dict, config_path) -> dict | None:
+def _yaml_path(path: str, metadata: dict, config_path) -> str | None:
+    """The official-format YAML for ``path``: given, named in its metadata, or beside it with the same name."""
     candidates = []
     if config_path:
         candidates.append(os.fspath(config_path))
@@ -156,16 +174,24 @@ def _find_yaml(path: str, metadata: dict, config_path) -> dict | None:
     candidates += [stem + ".yaml", stem + ".yml"]
     for candidate in candidates:
         if os.path.isfile(candidate):
-            import yaml
-
-            try:
-                with open(candidate, encoding="utf-8") as fh:
-                    return yaml.safe_load(fh)
-            except yaml.YAMLError as exc:
-                raise CheckpointError(f"{candidate}: not a valid YAML config ({exc})") from exc
+            return candidate
     if config_path:
         raise CheckpointError(f"{config_path}: config file not found")
     return None
+
+
+def _read_yaml(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            document = yaml.safe_load(fh)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a valid YAML config ({str(exc).splitlines()[0]}); fix or remove it") from exc
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path}: not an official-format YAML config (it holds a {type(document).__name__}); "
+                              f"fix or remove it")
+    return document
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +219,9 @@ def load_from_file(weights: WeightFile, name: str, dtype: torch.dtype = torch.fl
         config = config_class.from_state_dict(sd, weights.hints(name))
         model = build_empty(name, config)
     except (ValueError, KeyError, ZeroDivisionError) as exc:
-        raise CheckpointError(f"{weights.path}: the {comp.title} weights do not fit its architecture: {exc}") from exc
+        hint = f"; for values the shapes cannot tell (attention head width, frames per window) {weights.hint_source()}"
+        raise CheckpointError(f"{weights.path}: the {comp.title} weights do not fit its architecture: {exc}"
+                              f"{hint if comp.yaml_section else ''}") from exc
     expected = model.state_dict()
     ignored = [k for k in sd if k.startswith(comp.ignored) and k not in expected] if comp.ignored else []
     provided = {k: v for k, v in sd.items() if k not in ignored}

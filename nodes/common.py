@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -80,9 +81,11 @@ def on_compute_device(*modules, reserve=None):
         release_freed_memory()  # the stage's host temporaries, so the next stage does not start on top of them
 
 
-def image_to_frames(images: torch.Tensor) -> torch.Tensor:
+def image_to_frames(images: torch.Tensor, say_alpha: bool = True) -> torch.Tensor:
     """ComfyUI IMAGE ``[N,H,W,C]`` float in [0,1] -> RGB float frames; grayscale and alpha handled.
 
+    Alpha is dropped with a warning (one per process: the same text every time; ``say_alpha`` False
+    for callers converting a batch a frame at a time after checking it whole).
     The result may share memory with ``images`` (ComfyUI's cached output): callers must not write to it.
     """
     if images.dim() == 3:
@@ -93,6 +96,9 @@ def image_to_frames(images: torch.Tensor) -> torch.Tensor:
     if channels == 1:
         images = images.expand(*images.shape[:-1], 3)
     elif channels == 4:
+        if say_alpha:
+            warnings.warn("the IMAGE has an alpha channel (4 channels); MGLD-VSR works on RGB, so the alpha is dropped",
+                          RuntimeWarning)
         images = images[..., :3]
     elif channels != 3:
         raise ValueError(f"IMAGE has {channels} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")

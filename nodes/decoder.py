@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 
 from .. import host
+from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_video
 from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .validation import comfy_verdict
 
 
 class MGLDDecode:
@@ -38,6 +40,11 @@ class MGLDDecode:
                                            "tooltip": MEMORY_BUDGET_TOOLTIP + " Default mode only."}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, memory_budget_gb=None):
+        return comfy_verdict(cls, fusion_w=fusion_w, color_fix=color_fix, decode_tile=decode_tile,
+                             memory_budget_gb=memory_budget_gb)
+
     def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0):
         frames = image_to_frames(frames)
         result = latent.get("mgld") if isinstance(latent, dict) else None
@@ -46,6 +53,10 @@ class MGLDDecode:
         count = len(result.latents) if isinstance(result, VideoLatents) else len({i for seg in result.segments for i in seg})
         if count != frames.shape[0]:
             raise ValueError(f"the latent holds {count} frames but {frames.shape[0]} LR frames were given")
+        out_h, out_w = result.plan.output_size
+        check_fits(clip_footprint(count, result.plan, streamed=False).only("decoded"), host.compute_device(),
+                   f"MGLD Temporal CFW Decode: {count} frames of {out_w}x{out_h} as one IMAGE",
+                   "use MGLD Decode + Save Video (long videos), which writes frames as they are decoded")
         def reserve():
             if not isinstance(result, VideoLatents):
                 return 0

@@ -6,10 +6,12 @@ import math
 import torch
 
 from .. import host
+from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.host_memory import release_freed_memory
 from ..pipeline.motion import clip_flows
 from .common import CATEGORY, image_to_frames, on_compute_device
+from .validation import comfy_verdict
 
 FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
 PREVIEW_CHUNK = 16  # pairs turned into preview images at a time
@@ -48,9 +50,16 @@ class MGLDFlow:
                                                          "scene cut is marked (no guidance or window across it). 1 disables."}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, scene_cut_threshold=None):
+        return comfy_verdict(cls, scene_cut_threshold=scene_cut_threshold)
+
     def compute(self, raft, frames, scene_cut_threshold):
         frames = image_to_frames(frames)
         plan = LRPlan.create(frames.shape[1], frames.shape[2], FLOW_PLAN_SCALE)
+        check_fits(clip_footprint(frames.shape[0], plan).only("RAFT", "optical flow"), host.compute_device(),
+                   f"MGLD Flow + Occlusion: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}",
+                   "use fewer or smaller frames")
         threshold = float("inf") if scene_cut_threshold >= 1.0 else scene_cut_threshold
         with torch.no_grad(), on_compute_device(raft):
             flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks()).to("cpu")

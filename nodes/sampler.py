@@ -4,10 +4,12 @@ from __future__ import annotations
 import torch
 
 from .. import host
+from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.official import official_sample
 from ..pipeline.video import SamplingOptions, sample_video
 from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .validation import comfy_verdict
 
 
 def sampling_reserve(networks, frames, scale, tile, window) -> int:
@@ -70,11 +72,22 @@ class MGLDSampler:
                                            "tooltip": MEMORY_BUDGET_TOOLTIP}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, guidance_strength=None, seed=None, scale=None, mode=None, window=None,
+                        window_overlap=None, tile_size=None, tile_overlap=None, memory_budget_gb=None):
+        return comfy_verdict(cls, steps=steps, guidance_strength=guidance_strength, seed=seed, scale=scale, mode=mode,
+                             window=window, window_overlap=window_overlap, tile_size=tile_size,
+                             tile_overlap=tile_overlap, memory_budget_gb=memory_budget_gb)
+
     def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, mode, window, window_overlap,
                tile_size, tile_overlap, memory_budget_gb=0.0):
         frames = image_to_frames(frames)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_fits(clip_footprint(frames.shape[0], LRPlan.create(frames.shape[1], frames.shape[2], scale),
+                                  window=window).only("latents", "a "), host.compute_device(),
+                   f"MGLD Sampler: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} at x{scale:g}",
+                   "sample fewer frames, lower the scale or use smaller frames")
         if flow.num_frames != frames.shape[0]:
             raise ValueError(f"the flow was computed on {flow.num_frames} frames but the sampler got {frames.shape[0]}: "
                              "connect the same frames to the flow node and the sampler")

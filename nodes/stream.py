@@ -18,6 +18,7 @@ from ..pipeline.official import OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_frames
 from .common import CATEGORY, image_to_frames, on_compute_device
 from .decoder import MGLDDecode
+from .validation import comfy_verdict
 from .video import CODECS, SUFFIXES, MGLDSaveVideo, _next_output_path
 
 
@@ -60,8 +61,16 @@ class MGLDDecodeAndSave:
         # The decoder's optional settings (e.g. a memory cap) follow, passed on to the decoder as they are.
         return {"required": required, "optional": {"audio": saver["optional"]["audio"], **decoder_options()}}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, filename_prefix=None, codec=None,
+                        crf=None, pixel_format=None, memory_budget_gb=None):
+        return comfy_verdict(cls, fusion_w=fusion_w, color_fix=color_fix, decode_tile=decode_tile,
+                             filename_prefix=filename_prefix, codec=codec, crf=crf, pixel_format=pixel_format,
+                             memory_budget_gb=memory_budget_gb)
+
     def decode_and_save(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile, fps, filename_prefix, codec,
-                        crf, pixel_format, audio=None, **options):
+                        crf, pixel_format, audio=None, output_path=None, **options):
+        """``output_path``: where the headless runner's ``--output`` puts the file (never given by ComfyUI)."""
         unknown = set(options) - set(decoder_options())
         if unknown:
             raise TypeError(f"MGLDDecodeAndSave got unknown inputs: {', '.join(sorted(unknown))}")
@@ -72,7 +81,7 @@ class MGLDDecodeAndSave:
         if isinstance(result, VideoLatents) and decode_tile % 64:
             raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
         suffix = SUFFIXES[codec]
-        path, subfolder, name = _next_output_path(filename_prefix, suffix)
+        path, subfolder, name = _next_output_path(filename_prefix, suffix, output_path)
         hooks = host.hooks()
         with torch.no_grad(), on_compute_device(video_vae):
             if isinstance(result, OfficialLatents):

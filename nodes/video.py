@@ -11,6 +11,7 @@ from .. import host
 from ..pipeline import video_io
 from ..pipeline.hooks import ProgressCounter
 from .common import CATEGORY, image_to_frames
+from .validation import comfy_verdict
 
 SAMPLE_CLIP = "sample_lr.mp4"
 CODECS = ["h264", "h265", "prores", "ffv1", "png"]
@@ -63,14 +64,40 @@ class MGLDLoadVideo:
         stat = os.stat(path)
         return hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, start_frame=None, frame_count=None, every_nth=None, force_fps=None):
+        return comfy_verdict(cls, start_frame=start_frame, frame_count=frame_count, every_nth=every_nth,
+                             force_fps=force_fps)
+
     def load(self, video, start_frame, frame_count, every_nth, force_fps):
         path = self._resolve(video)
+        check_load_fits(video_io.probe_video(path), start_frame, frame_count, every_nth)  # before decoding anything
         clip = video_io.read_video(path, start=start_frame, count=frame_count, every=every_nth, force_fps=force_fps)
         if clip.timing is not None:  # the sampler needs evenly spaced frames: say how the file's timing was kept
             host.notify(f"MGLD Load LR Video: {os.path.basename(path)}: {clip.timing.describe()}; loaded "
                         f"{clip.frames.shape[0]} frames at {float(clip.fps):.3f} fps")
         frames = clip.frames.float() / 255.0
         return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
+
+
+def selected_frames(info, start: int, count: int, every: int) -> int:
+    """How many frames the loader's selection takes from a file, by its header (1 when it does not say)."""
+    available = info.estimated_frames
+    frames = -(-max(available - start, 0) // every) if available else 1
+    return min(frames, count) if count else frames
+
+
+def check_load_fits(info, start: int, count: int, every: int) -> None:
+    """Refuse, from the file's header, a selection whose decoded frames cannot fit in RAM."""
+    from ..pipeline import footprint
+
+    frames = selected_frames(info, start, count, every)
+    need = footprint.load_bytes(frames, info.height, info.width)
+    have = footprint.host_available_bytes()
+    if have is not None and need > have:
+        raise footprint.NotEnoughMemory(
+            f"MGLD Load LR Video: {frames} frames of {info.width}x{info.height} need about {need / 1e9:.1f} GB of RAM to "
+            f"load, have {have / 1e9:.1f} GB available; load fewer frames (frame_count, every_nth) or a smaller video")
 
 
 def _uint8_frames(images: torch.Tensor):
@@ -85,16 +112,25 @@ def _uint8_frames(images: torch.Tensor):
 
     def convert():
         for index in range(images.shape[0]):
-            frame = image_to_frames(images[index:index + 1])[0]
+            frame = image_to_frames(images[index:index + 1], say_alpha=False)[0]
             yield (frame * 255.0).round().to(torch.uint8)
 
     return convert()
 
 
-def _next_output_path(prefix: str, suffix: str) -> tuple[str, str, str]:
-    """``(full path, subfolder, filename)`` for ``prefix_00001.suffix`` in the output folder, never overwriting."""
+def _next_output_path(prefix: str, suffix: str, output_path: str | None = None) -> tuple[str, str, str]:
+    """``(full path, subfolder, filename)`` for ``prefix_00001.suffix`` in the output folder, never overwriting.
+
+    ``output_path`` (the headless runner's ``--output``) replaces the output folder: a file name is
+    used as it is (its extension must suit the codec), an existing folder (or a name ending in a
+    slash) receives ``prefix``'s numbered name.
+    """
     out_root = host.output_dir()
     prefix = prefix.replace("\\", "/").strip("/") or "MGLD"
+    if output_path:
+        if not (os.path.isdir(output_path) or output_path.endswith(("/", os.sep))):
+            return os.path.abspath(output_path), "", os.path.basename(output_path)
+        out_root, prefix = output_path, os.path.basename(prefix)
     subfolder, base = os.path.split(prefix)
     folder = os.path.abspath(os.path.join(out_root, subfolder))
     if os.path.commonpath([folder, os.path.abspath(out_root)]) != os.path.abspath(out_root):
@@ -133,10 +169,15 @@ class MGLDSaveVideo:
             "optional": {"audio": ("AUDIO", {"tooltip": "Audio to mux (trimmed to the video length)."})},
         }
 
-    def save(self, frames, fps, filename_prefix, codec, crf, pixel_format, audio=None):
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix=None, codec=None, crf=None, pixel_format=None):
+        return comfy_verdict(cls, filename_prefix=filename_prefix, codec=codec, crf=crf, pixel_format=pixel_format)
+
+    def save(self, frames, fps, filename_prefix, codec, crf, pixel_format, audio=None, output_path=None):
+        """``output_path``: where the headless runner's ``--output`` puts the file (never given by ComfyUI)."""
         uint8 = _uint8_frames(frames)
         suffix = SUFFIXES[codec]
-        path, subfolder, name = _next_output_path(filename_prefix, suffix)
+        path, subfolder, name = _next_output_path(filename_prefix, suffix, output_path)
         progress = ProgressCounter(host.hooks(), 1 if frames.dim() == 3 else int(frames.shape[0]), "encoding")
         # Cancel stops the encode between frames; the writer then removes its temporary file.
         written = video_io.write_video(path, uint8, fps, audio=video_io.audio_from_comfy(audio), codec=codec, crf=crf,

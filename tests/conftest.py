@@ -15,6 +15,19 @@ def golden_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory, golden_dir):
+    """The fixture set's tiny networks as the three official files (``make_release.py``), with the
+    official-format YAML the tiny UNet needs beside its checkpoint (its head width is not the default)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("mgld")
+    subprocess.run([sys.executable, str(golden_dir.parent / "make_release.py"), str(folder), "--golden-dir", str(golden_dir)],
+                   check=True, stdout=subprocess.DEVNULL)
+    (folder / "mgldvsr_unet.yaml").write_text((golden_dir / "weights" / "tiny_mgldvsr.yaml").read_text())
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_models(golden_dir):
     """The fixture set's tiny official-format networks, loaded through the real loader."""
     import torch
@@ -43,19 +56,12 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    """Tiny weight files shaped like the official downloads (``make_release.py``), as the weights folder of
-    the module's runs; outputs go to a fresh home folder."""
+def models_dir(tmp_path_factory, tiny_release):
+    """The tiny release files (``tiny_release``) as the weights folder of the module's runs; outputs go to a
+    fresh home folder."""
     import os
-    import subprocess
 
-    from golden_lib import default_golden_dir
-
-    folder = tmp_path_factory.mktemp("mgld")
-    golden = default_golden_dir()
-    subprocess.run([sys.executable, str(golden.parent / "make_release.py"), str(folder), "--golden-dir", str(golden)],
-                   check=True, stdout=subprocess.DEVNULL)
-    (folder / "mgldvsr_unet.yaml").write_text((golden / "weights" / "tiny_mgldvsr.yaml").read_text())
+    folder = tiny_release
     old = {k: os.environ.get(k) for k in ("MGLD_MODELS_DIR", "MGLD_HOME")}
     os.environ["MGLD_MODELS_DIR"] = str(folder)
     os.environ["MGLD_HOME"] = str(tmp_path_factory.mktemp("home"))

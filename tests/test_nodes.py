@@ -93,7 +93,8 @@ def test_grayscale_and_alpha_frames_are_accepted():
     from mgld_vsr.nodes.common import image_to_frames
 
     assert image_to_frames(torch.rand(2, 8, 8, 1)).shape == (2, 8, 8, 3)
-    assert image_to_frames(torch.rand(2, 8, 8, 4)).shape == (2, 8, 8, 3)
+    with pytest.warns(RuntimeWarning, match="alpha is dropped"):  # said, not silent
+        assert image_to_frames(torch.rand(2, 8, 8, 4)).shape == (2, 8, 8, 3)
     with pytest.raises(ValueError, match="empty"):
         image_to_frames(torch.rand(0, 8, 8, 3))
 

@@ -138,11 +138,13 @@ def _container_info(container, path: str) -> VideoInfo:
     )
 
 
-def _decode_image(path: str) -> np.ndarray:
+def _decode_image(path: str, progress: Optional["_Progress"] = None) -> np.ndarray:
     with _ffmpeg_log() as logs:
         try:
             with av.open(path, mode="r") as container:
                 for frame in container.decode(video=0):
+                    if progress is not None:
+                        progress.note_alpha(frame)
                     return _rgb(frame)
         except av.FFmpegError as err:
             raise VideoReadError(f"cannot read image {path}: {_ffmpeg_said(err, logs)}") from None
@@ -263,6 +265,32 @@ class _Progress:
     decode_error: Optional[str] = None
     slots: int = 0  # output frames seen so far (on the constant-rate grid)
     frames_in_file: Optional[int] = None  # known once the end was reached
+    transparent: bool = False  # a decoded frame had pixels that are not opaque (the alpha is dropped)
+
+    def note_alpha(self, frame: av.VideoFrame) -> None:
+        """Remember whether ``frame`` has transparent pixels, which converting to RGB drops."""
+        if self.transparent:
+            return
+        fmt = frame.format
+        if fmt.has_palette or any(component.is_alpha for component in fmt.components):
+            self.transparent = bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
+
+
+def _say_what_was_lost(path: str, info: Optional[VideoInfo], progress: _Progress) -> None:
+    """Warn (once per read) about frames the header promised but the file did not hold, and dropped alpha."""
+    # frames decoded from the file (not output frames: a variable-rate file is resampled onto a grid)
+    total = progress.decoded if progress.frames_in_file is not None else None
+    if info is not None and total is not None and not info.is_image_sequence:
+        if info.frame_count and total < info.frame_count:
+            warnings.warn(f"{path} declares {info.frame_count} frames but only {total} could be decoded (the file is "
+                          f"cut short or damaged); continuing with those {total}", RuntimeWarning, stacklevel=3)
+        elif not info.frame_count and info.estimated_frames and total < 0.9 * info.estimated_frames - 1:
+            warnings.warn(f"{path} lasts {info.duration:.2f} s (about {info.estimated_frames} frames) but only {total} "
+                          f"could be decoded (the file is cut short or damaged); continuing with those {total}",
+                          RuntimeWarning, stacklevel=3)
+    if progress.transparent:
+        warnings.warn(f"{path} has transparent pixels; MGLD-VSR works on RGB, so the alpha channel is dropped "
+                      f"(transparent areas keep their stored colour)", RuntimeWarning, stacklevel=3)
 
 
 class _Demuxer:
@@ -370,6 +398,8 @@ def _decode_container(container, sel: _Selection, audio: Optional[_AudioCollecto
                 progress.first_time = t
             progress.selected += 1
             repeat = shown is not None and shown[0] is frame
+            if not repeat:
+                progress.note_alpha(frame)
             shown = (frame, shown[1].copy() if repeat else _rgb(frame))
             yield shown[1]
         elif k < sel.start and audio is not None:
@@ -389,7 +419,7 @@ def _read_sequence(path: str, files: list[str], sel: _Selection, progress: _Prog
     size = None
     for index, file in enumerate(files):
         if sel.wants(index):
-            rgb = _decode_image(file)
+            rgb = _decode_image(file, progress)
             progress.decoded += 1
             if size is None:
                 size = rgb.shape
@@ -406,7 +436,8 @@ def _read_sequence(path: str, files: list[str], sel: _Selection, progress: _Prog
 
 
 def _empty_result_error(path: str, sel: _Selection, progress: _Progress) -> VideoReadError:
-    total = progress.frames_in_file
+    # frames decoded from the file (not output frames: a variable-rate file is resampled onto a grid)
+    total = progress.decoded if progress.frames_in_file is not None else None
     if total:
         return VideoReadError(
             f"start={sel.start} is past the end of {path}: it has {total} frames (valid start: 0..{total - 1})"
@@ -458,6 +489,7 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
         raise _empty_result_error(path, sel, progress)
     if progress.decode_error:
         warnings.warn(f"{path}: some packets could not be decoded ({progress.decode_error})", RuntimeWarning, stacklevel=2)
+    _say_what_was_lost(path, info, progress)
     audio = None
     if collector is not None and progress.first_time is not None:
         span = Fraction(len(frames) * sel.every) / rate
@@ -494,6 +526,7 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
     sel = _Selection(int(start), int(count), int(every))
     progress = _Progress()
     files = _image_sequence(path)
+    info = None
     if files is not None:
         source = _read_sequence(path, files, sel, progress)
         for rgb in source:
@@ -501,6 +534,7 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
     else:
         container = _open_input(path)
         try:
+            info = _container_info(container, path)
             nominal = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
             grid = _constant_rate_grid(path, nominal)
             rate = grid.rate if grid is not None else nominal
@@ -513,5 +547,6 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
             container.close()
     if progress.selected == 0:
         raise _empty_result_error(path, sel, progress)
+    _say_what_was_lost(path, info, progress)
 
 

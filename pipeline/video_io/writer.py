@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import pathlib
@@ -57,6 +58,53 @@ def _codec_spec(codec: str) -> tuple[str, _CodecSpec]:
     return key, _CODECS[key]
 
 
+def encoder_pixel_formats(codec: str) -> list[str]:
+    """Pixel formats the encoder of ``codec`` accepts (empty when FFmpeg does not say)."""
+    _, spec = _codec_spec(codec)
+    return [f.name for f in (av.Codec(spec.encoder, "w").video_formats or [])]
+
+
+def output_target(path: PathLike, codec: str) -> pathlib.Path:
+    """The path ``write_video`` writes for ``path`` and ``codec``: the codec's suffix added when the
+    name has none. Raises ValueError when the suffix names a container the codec is not written to
+    (``x.avi`` with h264 would otherwise hold MP4 data) and VideoWriteError when a folder is in the way."""
+    key, spec = _codec_spec(codec)
+    target = pathlib.Path(os.fspath(path))
+    if key == "png":
+        if target.suffix.lower() in _MUXERS or target.suffix.lower() in (".avi", ".webm", ".gif"):
+            raise ValueError(f"png writes a folder of numbered frames, not a {target.suffix} file: give a folder "
+                             f"name without a file extension, or choose a video codec")
+        if target.exists() and not target.is_dir():
+            raise VideoWriteError(f"cannot write a png sequence to {target}: a file with that name exists")
+        return target
+    suffix = target.suffix.lower()
+    if not suffix:
+        target = target.with_name(target.name + spec.default_suffix)
+    elif suffix not in spec.suffixes:
+        raise ValueError(f"{key} cannot be written to a {suffix} file; use one of {', '.join(spec.suffixes)} "
+                         f"(the file extension must match the container that is written)")
+    if target.is_dir():
+        raise VideoWriteError(f"cannot write {target}: a folder with that name exists")
+    return target
+
+
+def padding_note(width: int, height: int, pixel_format: str) -> Optional[str]:
+    """What happens to a ``width x height`` picture in ``pixel_format`` if its chroma subsampling
+    cannot hold that size (4:2:0 needs even sides, 4:2:2 an even width), or None if it can.
+
+    The picture is padded, never cropped: no pixel of the result is lost, and this says so.
+    """
+    sub_w, sub_h = _subsampling(pixel_format)
+    enc_w, enc_h = -(-width // sub_w) * sub_w, -(-height // sub_h) * sub_h
+    grown = [side for side, changed in (("column", enc_w != width), ("row", enc_h != height)) if changed]
+    if not grown:
+        return None
+    return (f"{width}x{height} frames are written as {enc_w}x{enc_h}: {pixel_format} needs "
+            f"{'even sizes' if sub_h > 1 else 'an even width'}, so the last {' and '.join(grown)} "
+            f"{'are' if len(grown) > 1 else 'is'} repeated once; choose a 4:4:4 pixel_format (yuv444p, "
+            f"yuv444p10le) or the ffv1 or png codec to keep the exact size")
+
+
 def _subsampling(pixel_format: str) -> tuple[int, int]:
     """Horizontal/vertical chroma subsampling factors of a pixel format (1 = none)."""
     probe = av.VideoFormat(pixel_format, 64, 64)
@@ -65,9 +113,10 @@ def _subsampling(pixel_format: str) -> tuple[int, int]:
     return 64 // min(widths), 64 // min(heights)
 
 
-def _as_uint8_frame(frame: Any, index: int) -> np.ndarray:
+def _as_uint8_frame(frame: Any, index: int, notes: Optional[set] = None) -> np.ndarray:
     """One frame as a contiguous ``[H, W, 3]`` uint8 array. Float input is read as [0, 1]; grey
-    ``[H, W]``/``[H, W, 1]`` is repeated to RGB; a 4th (alpha) channel is dropped."""
+    ``[H, W]``/``[H, W, 1]`` is repeated to RGB; a 4th (alpha) channel is dropped, which is said once
+    per write (``notes`` records what was said)."""
     if isinstance(frame, torch.Tensor):
         frame = frame.detach().cpu()
         if frame.is_floating_point():
@@ -86,6 +135,10 @@ def _as_uint8_frame(frame: Any, index: int) -> np.ndarray:
     if frame.shape[2] == 1:
         frame = np.repeat(frame, 3, axis=2)
     elif frame.shape[2] == 4:
+        if notes is not None and "alpha" not in notes:
+            notes.add("alpha")
+            warnings.warn("the frames have an alpha channel; video files here hold RGB only, so it is dropped",
+                          RuntimeWarning, stacklevel=4)
         frame = frame[:, :, :3]
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"frame {index}: empty image {tuple(frame.shape)}")
@@ -101,14 +154,14 @@ def _frame_source(frames: Any) -> Iterator[np.ndarray]:
         items: Iterable = (frames[i] for i in range(frames.shape[0]))
     else:
         items = frames
-    index = 0
+    index, notes = 0, set()
     for item in items:
         if isinstance(item, (torch.Tensor, np.ndarray)) and item.ndim == 4:
             for sub in item:
-                yield _as_uint8_frame(sub, index)
+                yield _as_uint8_frame(sub, index, notes)
                 index += 1
         else:
-            yield _as_uint8_frame(item, index)
+            yield _as_uint8_frame(item, index, notes)
             index += 1
 
 
@@ -262,12 +315,15 @@ def write_video(
     pixel_format: default yuv420p (h264/h265), yuv422p10le (prores), bgr0 = exact 8-bit RGB (ffv1),
         rgb24 (png); any format the encoder supports is accepted (yuv444p, yuv420p10le, ...).
         When the format subsamples chroma (4:2:0 needs even width and height, 4:2:2 even width),
-        odd sizes are padded by repeating the last row/column, so the file is one pixel larger there.
+        odd sizes are padded by repeating the last row/column, so the file is one pixel larger there
+        (a RuntimeWarning says so: :func:`padding_note`); yuv444p, ffv1 and png keep any size.
     on_frame: called with the number of frames written so far (progress reporting).
 
-    Atomic: the output is written to ``.<name>.partial-<random><suffix>`` next to the target and
-    renamed over it only when complete; on any error or interrupt the partial file is deleted and
-    an existing target is left untouched. Missing parent folders are created.
+    Atomic: the output is written to ``.<name>.partial-<random><suffix>`` next to the target (the
+    same folder, so the same file system) and renamed over it only when complete; on any error or
+    interrupt the partial file is deleted and an existing target is left untouched. A full disk or
+    an unwritable folder raises :class:`VideoWriteError` saying so. Missing parent folders are created.
+    ``path``'s extension must name a container the codec is written to (:func:`output_target`).
     """
     key, spec = _codec_spec(codec)
     fps = to_fraction(fps)
@@ -279,16 +335,8 @@ def write_video(
         raise ValueError(
             f"pixel format {pixel_format!r} is not supported by {key} ({spec.encoder}); supported: {', '.join(supported)}"
         )
-    target = pathlib.Path(os.fspath(path))
-    if key != "png":
-        suffix = target.suffix.lower()
-        if not suffix:
-            target = target.with_name(target.name + spec.default_suffix)
-            suffix = spec.default_suffix
-        if suffix not in spec.suffixes:
-            raise ValueError(f"{key} cannot be written to a {suffix} file; use one of {', '.join(spec.suffixes)}")
-    else:
-        suffix = ""
+    target = output_target(path, key)
+    suffix = target.suffix.lower() if key != "png" else ""
     track = audio_from_comfy(audio)
     if track is not None and key == "png":
         warnings.warn("a png sequence cannot hold audio; the audio is not written", RuntimeWarning, stacklevel=2)
@@ -299,8 +347,6 @@ def write_video(
         if audio_codec not in allowed:
             raise ValueError(f"audio codec {audio_codec!r} cannot go into a {suffix} file; use one of {', '.join(allowed)}")
         _audio_layout(track.channels)
-    if target.exists() and key != "png" and target.is_dir():
-        raise VideoWriteError(f"cannot write {target}: a folder with that name exists")
 
     source = _frame_source(frames)
     first = next(source, None)
@@ -319,6 +365,8 @@ def write_video(
             f"h265 needs frames at least {MIN_H265_WIDTH} px wide (libx265 corrupts memory on narrower frames); "
             f"these are {width} px wide: use h264 or ffv1"
         )
+    if (enc_w, enc_h) != (width, height):
+        warnings.warn(padding_note(width, height, pixel_format), RuntimeWarning, stacklevel=2)
     temp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{suffix}")
     container = None
     try:
@@ -353,17 +401,47 @@ def write_video(
                 container.close()
                 container = None
             except av.FFmpegError as err:
-                raise VideoWriteError(f"writing {target} failed: {_ffmpeg_said(err, logs)}") from None
+                raise VideoWriteError(f"writing {target} failed: {_ffmpeg_said(err, logs)}{_disk_hint(err, target)}") from None
         os.replace(temp, target)
-    except BaseException:
-        if container is not None:
-            try:
-                container.close()
-            except Exception:
-                pass
+    except OSError as err:
+        _close_quietly(container)
+        _remove(temp)
+        if isinstance(err, VideoWriteError):
+            raise
+        raise VideoWriteError(f"writing {target} failed: {err.strerror or err}{_disk_hint(err, target)}") from None
+    except BaseException:  # interrupts and bugs: no partial file either
+        _close_quietly(container)
         _remove(temp)
         raise
     return str(target)
+
+
+def _close_quietly(container) -> None:
+    if container is not None:
+        try:
+            container.close()
+        except Exception:  # closing a broken file fails again (a full disk): it is removed anyway
+            pass
+
+
+#: What an OS error while writing means for the user, and what to do (errno -> words).
+_DISK_ERRORS = {
+    errno.ENOSPC: "the disk is full; free some space there or write to another disk",
+    errno.EDQUOT: "the disk quota is used up; free some space or write elsewhere",
+    errno.EFBIG: "the file grew past the largest file this file system (or a size limit) allows; write elsewhere",
+    errno.EROFS: "the folder is on a read-only file system; write elsewhere",
+    errno.EACCES: "permission denied; write to a folder you can write to",
+    errno.EPERM: "permission denied; write to a folder you can write to",
+}
+
+
+def _disk_hint(err: BaseException, target: pathlib.Path) -> str:
+    """``" (why; fix; no file left)"`` for errors of the disk rather than of the encoder, else ``""``."""
+    code = getattr(err, "errno", None)
+    if code is None or code < 0:  # PyAV reports FFmpeg's AVERROR(e) as -e
+        code = -code if isinstance(code, int) else None
+    words = _DISK_ERRORS.get(code)
+    return f" ({words}; nothing was written under {target.name})" if words else ""
 
 
 def _size_mismatch(index: int, rgb: np.ndarray, width: int, height: int) -> str:
@@ -421,6 +499,11 @@ def _write_png_sequence(target: pathlib.Path, first: np.ndarray, source: Iterato
             raise
         if moved_aside:
             _remove(aside)
+    except OSError as err:
+        _remove(temp)
+        if isinstance(err, VideoWriteError):
+            raise
+        raise VideoWriteError(f"writing {target} failed: {err.strerror or err}{_disk_hint(err, target)}") from None
     except BaseException:
         _remove(temp)
         raise

@@ -1,0 +1,294 @@
+"""Every node input checked before any work: one rule set for ComfyUI and the headless runner.
+
+Why here and not in the node functions: a bad value found by a node's function is found after the
+loaders, the flow and possibly hours of sampling have run. ComfyUI calls a node's
+``VALIDATE_INPUTS`` for the whole prompt before it executes anything, and the headless runner
+calls :func:`check_node` for every node before the first loader, so both refuse at once.
+
+ComfyUI calls ``VALIDATE_INPUTS`` with the widget values it has already converted (``int("5")``,
+``float("nan")``); linked inputs arrive as None, and the inputs the method names are exempt from
+ComfyUI's own min/max/list checks (and NaN passes those anyway), so the checks below are
+complete on their own: type, NaN/inf, range, list membership, then the combinations a node's
+function would otherwise reject late (tile vs overlap, window vs overlap, decode tile, the
+output prefix). Host-free: this module never imports ComfyUI.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any, Callable, Optional
+
+#: The official mode's latent tile side (the script's 512-px tiles); its overlap must be smaller.
+OFFICIAL_LATENT_TILE = 64
+
+
+class InputError(ValueError):
+    """An input value a node cannot use. ``str()`` is one line: node, input, value, cause, fix."""
+
+    def __init__(self, node: str, name: str, value: Any, cause: str, fix: str):
+        self.node, self.input, self.value, self.cause, self.fix = node, name, value, cause, fix
+        super().__init__(self.line())
+
+    def line(self, where: Optional[str] = None) -> str:
+        """The message, with ``where`` (e.g. ``node 6 (MGLD Sampler)``) in place of the node's name."""
+        return f"{where or self.node}: {self.input} = {show(self.value)}: {self.cause}; {self.fix}"
+
+
+def show(value: Any) -> str:
+    """A value as a user typed it (strings quoted, floats without noise)."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return repr(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# One widget
+
+
+def input_specs(cls) -> list[tuple[str, Any, dict, bool]]:
+    """``(name, type, options, required)`` of a node class, in declaration order."""
+    spec = cls.INPUT_TYPES()
+    out = []
+    for section in ("required", "optional"):
+        for name, value in (spec.get(section) or {}).items():
+            kind = value[0]
+            options = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
+            out.append((name, kind, options, section == "required"))
+    return out
+
+
+def is_widget(kind, options) -> bool:
+    """Whether an input is a widget (a value typed in the node) rather than a socket to connect."""
+    return isinstance(kind, (list, tuple)) or (kind in ("INT", "FLOAT", "STRING", "BOOLEAN")
+                                               and not options.get("forceInput"))
+
+
+def coerce(node: str, name: str, kind, options: dict, value: Any) -> Any:
+    """``value`` as the widget's type (numbers from strings as ComfyUI converts them), range checked.
+
+    Raises :class:`InputError` for a value of the wrong type, NaN or infinity, outside
+    ``[min, max]``, or not in a list widget's choices.
+    """
+    def refuse(cause: str, fix: str):
+        raise InputError(node, name, value, cause, fix)
+
+    low, high = options.get("min"), options.get("max")
+    bounds = f"a number from {_number(low)} to {_number(high)}" if low is not None and high is not None else "a number"
+    if isinstance(kind, (list, tuple)):
+        if not isinstance(value, str) or value not in kind:
+            choices = ", ".join(map(str, kind)) if len(kind) <= 12 else f"{len(kind)} choices"
+            refuse("is not one of the choices", f"choose one of {choices}")
+        return value
+    if kind == "STRING":
+        if not isinstance(value, str):
+            refuse("is not text", "type a text value")
+        return value
+    if kind == "BOOLEAN":
+        if not isinstance(value, bool):
+            refuse("is not true or false", "use true or false")
+        return value
+    if kind not in ("INT", "FLOAT"):
+        return value
+    if value is None or isinstance(value, bool) or isinstance(value, (list, dict, tuple)):
+        refuse("is not a number", f"set {bounds}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if kind == "FLOAT" else _int_text(value)
+        except ValueError:
+            refuse("is not a number", f"set {bounds}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        refuse("is not a number", f"set {bounds}")
+    if not math.isfinite(number):
+        refuse("is not a finite number", f"set {bounds}")
+    if kind == "INT":
+        if number != int(number):
+            refuse("is not a whole number", f"set a whole number from {_number(low)} to {_number(high)}")
+        value = int(value)
+    else:
+        value = float(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        refuse("is outside the allowed range", f"set {bounds}")
+    return value
+
+
+def _number(x) -> str:
+    return str(x) if isinstance(x, int) or x is None else f"{x:g}"
+
+
+def _int_text(text: str) -> int:
+    number = float(text.strip())
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(text)
+    return int(number)
+
+
+# --------------------------------------------------------------------------------------------------
+# Combinations, per node
+
+
+def _sampler(node: str, v: dict) -> None:
+    mode = v.get("mode", "default")
+    tile, overlap = v.get("tile_size"), v.get("tile_overlap")
+    if tile is not None and tile % 8:
+        raise InputError(node, "tile_size", tile, "is not a multiple of 8 latent pixels",
+                         f"use {max(8, tile - tile % 8)} or {tile - tile % 8 + 8}")
+    if overlap is not None and overlap % 8:
+        raise InputError(node, "tile_overlap", overlap, "is not a multiple of 8 latent pixels",
+                         f"use {overlap - overlap % 8} or {overlap - overlap % 8 + 8}")
+    if mode == "official":
+        if overlap is not None and overlap >= OFFICIAL_LATENT_TILE:
+            raise InputError(node, "tile_overlap", overlap, f"is not smaller than the official mode's "
+                             f"{OFFICIAL_LATENT_TILE}-px latent tiles", "set 0 (the script's 32) or at most 56")
+        scale = v.get("scale")
+        if scale is not None and scale != 4.0:
+            raise InputError(node, "scale", scale, "official mode upsamples x4 like the official script",
+                             "set scale to 4 or use the default mode")
+        return
+    if tile is not None and overlap is not None and overlap >= tile:
+        raise InputError(node, "tile_overlap", overlap, f"is not smaller than tile_size = {tile}",
+                         f"set 0 (recommended) or at most {tile - 8}")
+    window, window_overlap = v.get("window"), v.get("window_overlap")
+    if window is not None and window_overlap is not None and window_overlap >= window:
+        raise InputError(node, "window_overlap", window_overlap, f"is not smaller than window = {window}",
+                         f"set 0 (recommended) or at most {window - 1}")
+
+
+def _decoder(node: str, v: dict) -> None:
+    tile = v.get("decode_tile")
+    if tile is not None and tile % 64:
+        lower = tile - tile % 64
+        raise InputError(node, "decode_tile", tile, "is not a multiple of 64 pixels",
+                         f"use {lower} or {lower + 64}" if lower else "use 0 (whole frames) or 64")
+
+
+def _saver(node: str, v: dict) -> None:
+    codec, pixel_format = v.get("codec"), v.get("pixel_format")
+    if codec is not None and pixel_format not in (None, "auto"):
+        supported = encoder_pixel_formats(codec)
+        if supported is not None and pixel_format not in supported:
+            fits = [f for f in PIXEL_FORMAT_CHOICES if f in supported]
+            raise InputError(node, "pixel_format", pixel_format, f"cannot be encoded with {codec}",
+                             f"choose auto{''.join(', ' + f for f in fits)}")
+    prefix = v.get("filename_prefix")
+    if prefix is not None:
+        check_prefix(node, prefix)
+
+
+def _saver_and_decoder(node: str, v: dict) -> None:
+    _decoder(node, v)
+    _saver(node, v)
+
+
+RULES: dict[str, Callable[[str, dict], None]] = {
+    "MGLDSampler": _sampler,
+    "MGLDDecode": _decoder,
+    "MGLDSaveVideo": _saver,
+    "MGLDDecodeAndSave": _saver_and_decoder,
+}
+
+#: The pixel formats the save nodes offer (kept in step with nodes/video.py's list).
+PIXEL_FORMAT_CHOICES = ("yuv420p", "yuv420p10le", "yuv444p", "yuv444p10le", "yuv422p10le", "rgb24")
+
+
+def encoder_pixel_formats(codec: str) -> Optional[list[str]]:
+    """Pixel formats the encoder behind a codec choice accepts (None: not known here)."""
+    from ..pipeline.video_io.writer import encoder_pixel_formats as formats
+
+    try:
+        return formats(codec)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Output locations
+
+
+def output_root() -> str:
+    from .. import host
+
+    return os.path.abspath(host.output_dir())
+
+
+def check_prefix(node: str, prefix: str, root: Optional[str] = None) -> str:
+    """The folder a save prefix writes into, refused when it leaves the output folder or cannot be written."""
+    root = os.path.abspath(root or output_root())
+    cleaned = prefix.replace("\\", "/").strip("/") or "MGLD"
+    folder = os.path.abspath(os.path.join(root, os.path.dirname(cleaned)))
+    if os.path.isabs(prefix.replace("\\", "/")) or os.path.commonpath([folder, root]) != root:
+        raise InputError(node, "filename_prefix", prefix, f"points outside the output folder {root}",
+                         "use a name or sub-folder inside it, e.g. MGLD/mgld_vsr")
+    problem = unwritable(folder)
+    if problem:
+        raise InputError(node, "filename_prefix", prefix, problem,
+                         "free the output folder or point ComfyUI's --output-directory elsewhere")
+    return folder
+
+
+def unwritable(folder: str) -> Optional[str]:
+    """Why files cannot be created in ``folder`` (created on demand), or None when they can.
+
+    Found by creating and removing a hidden file in the nearest folder that exists: permission
+    bits do not tell about read-only mounts, and ``root`` passes every permission check.
+    """
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".mgld-write-test-", dir=existing)
+    except OSError as err:
+        return f"{existing} is not writable ({err.strerror or err})"
+    os.close(handle)
+    os.unlink(probe)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole nodes
+
+
+def check_node(cls, values: dict, node: Optional[str] = None) -> dict:
+    """Check a node's widget values (absent or None = connected or not given); returns them converted.
+
+    ``node`` names the node in messages (default: its class name). Raises :class:`InputError`.
+    """
+    node = node or cls.__name__
+    kinds = {name: (kind, options) for name, kind, options, _ in input_specs(cls)}
+    converted = {}
+    for name, value in values.items():
+        if value is None or name not in kinds:
+            continue
+        kind, options = kinds[name]
+        if not is_widget(kind, options) and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            continue
+        if isinstance(kind, (list, tuple)) and (options.get("video_upload") or options.get("image_upload")):
+            converted[name] = value  # a file name or path: the file itself is checked where it is read
+            continue
+        converted[name] = coerce(node, name, kind, options, value)
+    rule = RULES.get(cls.__name__)
+    if rule is not None:
+        rule(node, converted)
+    return converted
+
+
+def comfy_verdict(cls, **values) -> Any:
+    """What ``VALIDATE_INPUTS`` returns to ComfyUI: True, or the one-line message."""
+    from . import NODE_DISPLAY_NAME_MAPPINGS  # here: this module is imported while the node modules load
+
+    try:
+        check_node(cls, values, node=NODE_DISPLAY_NAME_MAPPINGS.get(cls.__name__, cls.__name__))
+    except InputError as err:
+        return str(err)
+    return True
+
+
+__all__ = ["InputError", "check_node", "check_prefix", "coerce", "comfy_verdict", "input_specs", "is_widget",
+           "unwritable"]
