@@ -11,6 +11,7 @@ import dataclasses
 
 import torch
 
+from ..models.placement import compute_device
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
 
 #: The official consistency-check constants.
@@ -216,7 +217,7 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     n = frames.shape[0]
     if n < 1:
         raise ValueError("no frames to compute flow for")
-    device = next(raft.parameters()).device
+    device = compute_device(raft)
     progress = ProgressCounter(hooks, n, "optical flow")
     # Filled chunk by chunk: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size
