@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a shipped MGLD-VSR workflow without ComfyUI (the README's main job).
 
-    python run_workflow.py workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
+    python run_workflow.py example_workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
         [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream]
 
 A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
@@ -25,7 +25,7 @@ or point --models at the folder that holds them. Nothing is downloaded automatic
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run an MGLD-VSR workflow file headless (no ComfyUI server).")
-    parser.add_argument("workflow", help="UI- or API-format workflow JSON (e.g. workflows/mgld_vsr_basic.json)")
+    parser.add_argument("workflow", help="UI- or API-format workflow JSON (e.g. example_workflows/mgld_vsr_basic.json)")
     parser.add_argument("--input", help="LR video for the workflow's Load LR Video node")
     parser.add_argument("--output", help="where to put the saved video (default: output/ under the current folder)")
     parser.add_argument("--models", help="folder holding the weight files (default: ./models/mgld)")

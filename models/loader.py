@@ -193,7 +193,14 @@ def load_from_file(weights: WeightFile, name: str, dtype: torch.dtype = torch.fl
         config = config_class.from_state_dict(sd, weights.hints(name))
         model = build_empty(name, config)
     except (ValueError, KeyError, ZeroDivisionError) as exc:
-        raise CheckpointError(f"{weights.path}: the {comp.title} weights do not fit its architecture: {exc}") from exc
+        hint = ""
+        if weights.yaml is None and comp.yaml_section:
+            # Shapes cannot tell every size (the attention head width, frames per window): the
+            # official defaults are assumed, which a differently configured model does not fit.
+            hint = (f". The architecture could not be inferred from the tensor shapes alone: an official-format YAML "
+                    f"beside it, same name .yaml ({os.path.splitext(os.path.basename(weights.path))[0]}.yaml, e.g. "
+                    f"the config the model was trained with), would fix it")
+        raise CheckpointError(f"{weights.path}: the {comp.title} weights do not fit its architecture: {exc}{hint}") from exc
     expected = model.state_dict()
     ignored = [k for k in sd if k.startswith(comp.ignored) and k not in expected] if comp.ignored else []
     provided = {k: v for k, v in sd.items() if k not in ignored}

@@ -9,7 +9,7 @@ import torch
 
 from .. import host
 from ..pipeline import video_io
-from .common import CATEGORY, image_to_frames
+from .common import VIDEO, image_to_frames
 
 SAMPLE_CLIP = "sample_lr.mp4"
 CODECS = ["h264", "h265", "prores", "ffv1", "png"]
@@ -20,8 +20,9 @@ SUFFIXES = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "p
 
 class MGLDLoadVideo:
     DESCRIPTION = ("Loads an LR video (mp4, mkv, mov, webm, avi, gif, or a folder/glob of images) with its exact frame "
-                   "rate and audio. Only the requested frames are decoded.")
-    CATEGORY = CATEGORY
+                   "rate and audio, or takes a core VIDEO (Load Video, Create Video, ...). Only the requested frames "
+                   "are decoded.")
+    CATEGORY = VIDEO
     RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "INT")
     RETURN_NAMES = ("frames", "fps", "audio", "frame_count")
     OUTPUT_TOOLTIPS = ("The selected frames (RGB).", "Frame rate of the selected frames (source rate / every_nth).",
@@ -39,6 +40,10 @@ class MGLDLoadVideo:
             "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip": "Keep every n-th frame (fps is divided by n)."}),
             "force_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001,
                                     "tooltip": "Override the frame rate (0 = keep the file's exact rate)."}),
+        }, "optional": {
+            "video_input": ("VIDEO", {"tooltip": "A core VIDEO (from Load Video, Create Video, ...). When connected it "
+                                                 "is used instead of the file above; start_frame, frame_count, every_nth "
+                                                 "and force_fps apply to it as well."}),
         }}
 
     @staticmethod
@@ -59,11 +64,36 @@ class MGLDLoadVideo:
         stat = os.stat(path)
         return hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
 
-    def load(self, video, start_frame, frame_count, every_nth, force_fps):
+    def load(self, video, start_frame, frame_count, every_nth, force_fps, video_input=None):
+        if video_input is not None:
+            return _load_core_video(video_input, start_frame, frame_count, every_nth, force_fps)
         clip = video_io.read_video(self._resolve(video), start=start_frame, count=frame_count, every=every_nth,
                                    force_fps=force_fps)
         frames = clip.frames.float() / 255.0
         return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
+
+
+def _load_core_video(video, start: int, count: int, every: int, force_fps: float):
+    """The loader's outputs from a core VIDEO: read from its file when it has one (exact rate, only the
+    requested frames decoded), else selected from its frames, with the audio under the selected frames."""
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        clip = video_io.read_video(source, start=start, count=count, every=every, force_fps=force_fps)
+        frames = clip.frames.float() / 255.0
+        return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
+    parts = video.get_components()
+    images, rate = parts.images, video_io.to_fraction(parts.frame_rate)
+    picked = list(range(start, images.shape[0], every))[: count or None]
+    if not picked:
+        raise ValueError(f"start_frame {start} is past the end of the VIDEO input ({images.shape[0]} frames)")
+    frames = images[picked].float()
+    audio = video_io.audio_from_comfy(parts.audio)
+    if audio is not None:  # the audio that plays under the selected frames, as for files
+        first = int(start / rate * audio.sample_rate)
+        last = int((start + len(picked) * every) / rate * audio.sample_rate)
+        audio = video_io.AudioTrack(audio.waveform[:, first:last], audio.sample_rate)
+    fps = video_io.to_fraction(force_fps) if force_fps else rate / every
+    return frames, float(fps), video_io.audio_to_comfy(audio), int(frames.shape[0])
 
 
 def _uint8_frames(images: torch.Tensor):
@@ -101,11 +131,13 @@ def _next_output_path(prefix: str, suffix: str) -> tuple[str, str, str]:
 
 class MGLDSaveVideo:
     DESCRIPTION = ("Saves frames as a video in ComfyUI's output folder with the exact frame rate and the audio muxed "
-                   "and trimmed to the video. Written to a temporary name and renamed when complete.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("path",)
-    OUTPUT_TOOLTIPS = ("Path of the written file (or folder, for png).",)
+                   "and trimmed to the video. Written to a temporary name and renamed when complete. Any frame size is "
+                   "accepted (4:2:0 formats need even sides: an odd side is padded by one edge pixel).")
+    CATEGORY = VIDEO
+    RETURN_TYPES = ("STRING", "VIDEO")
+    RETURN_NAMES = ("path", "video")
+    OUTPUT_TOOLTIPS = ("Path of the written file (or folder, for png).",
+                       "The saved video as a core VIDEO, for core video nodes (for png: the frames themselves).")
     OUTPUT_NODE = True
     FUNCTION = "save"
 
@@ -135,4 +167,5 @@ class MGLDSaveVideo:
                                        pixel_format=None if pixel_format == "auto" else pixel_format,
                                        on_frame=lambda index: host.check_interrupt())
         preview = [{"filename": name, "subfolder": subfolder, "type": "output", "format": f"video/{suffix.lstrip('.')}"}]
-        return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written,)}
+        core = host.video_from_frames(frames, fps, audio) if codec == "png" else host.video_from_file(written)
+        return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written, core)}
