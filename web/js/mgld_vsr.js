@@ -1,8 +1,8 @@
 // MGLD-VSR frontend extension: writes the figures of MGLD Warping Error on the node after a run.
 // The node returns {"ui": {"text": [...]}} as core nodes do; the frontend shows such text only for
 // nodes that ask for it (as core Preview Any does), so a read-only text box is added here.
-import { app } from "../../scripts/app.js";
-import { ComfyWidgets } from "../../scripts/widgets.js";
+import { app } from "../../../scripts/app.js";
+import { ComfyWidgets } from "../../../scripts/widgets.js";
 
 const FIGURES = "figures_shown";
 
