@@ -30,7 +30,7 @@ def compute_device(module: nn.Module) -> torch.device:
 
 def _device_copy(tensor: torch.Tensor, device: torch.device) -> Optional[torch.Tensor]:
     """A copy of ``tensor`` on ``device``, or None when it is there already."""
-    return None if tensor.device == device else tensor.to(device, copy=True)
+    return None if tensor.device == device else tensor.detach().to(device, copy=True)
 
 
 def stream_offloaded_weights(root: nn.Module,
@@ -50,23 +50,27 @@ def stream_offloaded_weights(root: nn.Module,
     handles = []
 
     def own(module):
-        return [t for t in (*module._parameters.values(), *module._buffers.values()) if t is not None]
+        """``(table, name, tensor)`` of the parameters and buffers ``module`` holds itself."""
+        return [(table, name, t) for table in (module._parameters, module._buffers) for name, t in table.items()
+                if t is not None]
 
     def before(module, _args):
         device = compute_device(root)
         swapped = []
         # A module may compute with its direct children's weights without calling them (e.g. the
-        # temporal convolution taking its conv's kernel apart), so those are swapped in too.
-        for tensor in [*own(module), *(t for child in module.children() for t in own(child))]:
-            copy = fetch(tensor.data, device)
+        # temporal convolution taking its conv's kernel apart), so those are swapped in too. The
+        # device copy replaces the tensor in its module's table for the call; the host tensor
+        # itself is not modified (assigning ``.data`` across device types is not always allowed).
+        for table, name, tensor in [*own(module), *(entry for child in module.children() for entry in own(child))]:
+            copy = fetch(tensor, device)
             if copy is not None:
-                swapped.append((tensor, tensor.data))
-                tensor.data = copy
+                swapped.append((table, name, tensor))
+                table[name] = copy
         module.__dict__.setdefault("_mgld_swapped", []).append(swapped)
 
     def after(module, _args, _output):
-        for tensor, host_data in reversed(module.__dict__["_mgld_swapped"].pop()):
-            tensor.data = host_data
+        for table, name, tensor in reversed(module.__dict__["_mgld_swapped"].pop()):
+            table[name] = tensor
 
     for module in root.modules():
         if own(module) or any(own(child) for child in module.children()):

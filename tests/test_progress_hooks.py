@@ -28,12 +28,12 @@ def _networks(tiny_models):
 def test_previews_are_the_predicted_clean_latents(tiny_models):
     """With one window and no guidance, the last step's x0 prediction is the result itself (the final
     DDPM step returns x0)."""
-    frames, plan = _clip()
+    frames, plan = _clip(n=5)  # one 5-frame window
     shown = []
     with torch.no_grad():
-        result = sample_video(frames, MotionField.still(4, plan.latent_size), plan, **_networks(tiny_models),
+        result = sample_video(frames, MotionField.still(5, plan.latent_size), plan, **_networks(tiny_models),
                               context=tiny_models["context"], hooks=Hooks(preview=shown.append),
-                              options=SamplingOptions(steps=3, strength=0.0, window=5))
+                              options=SamplingOptions(steps=3, strength=0.0, window=5, tile=8))
     assert len(shown) == 3 and shown[-1].shape == result.latents.shape
     assert torch.allclose(shown[-1], result.latents, atol=1e-5)
     assert not torch.allclose(shown[0], shown[-1])  # and it changes as sampling proceeds
