@@ -70,6 +70,37 @@ def post(port: int, path: str, body: dict):
         return e.code, json.loads(e.read() or b"{}")
 
 
+def error_type_shown(port: int) -> str | None:
+    """The exception type ComfyUI reports for a pack error (a RAFT file given to the diffusion loader)."""
+    prompt = {
+        "1": {"class_type": "MGLDDiffusionModelLoader", "inputs": {"ckpt_name": "raft-things.pth", "precision": "auto"}},
+        "2": {"class_type": "MGLDVideoVAELoader", "inputs": {"vae_name": "video_vae_cfw.ckpt", "precision": "auto"}},
+        "3": {"class_type": "MGLDLoadVideo", "inputs": {"video": "sample_lr.mp4", "start_frame": 0, "frame_count": 2,
+                                                       "every_nth": 1, "force_fps": 0.0}},
+        "4": {"class_type": "MGLDRAFTLoader", "inputs": {"raft_name": "raft-things.pth"}},
+        "5": {"class_type": "MGLDFlow", "inputs": {"raft": ["4", 0], "frames": ["3", 0], "scene_cut_threshold": 0.5}},
+        "6": {"class_type": "MGLDSamplerOfficial", "inputs": {"model": ["1", 0], "frames": ["3", 0], "flow": ["5", 0],
+                                                             "steps": 1, "guidance_strength": 10.0, "seed": 42,
+                                                             "tile_overlap": 32}},
+        "7": {"class_type": "MGLDDecode", "inputs": {"video_vae": ["2", 0], "latent": ["6", 0], "frames": ["3", 0],
+                                                    "fusion_w": 0.5, "color_fix": "adain", "decode_tile": 768}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
+    }
+    status, answer = post(port, "/prompt", {"prompt": prompt})
+    if status != 200:
+        return None
+    prompt_id = answer["prompt_id"]
+    for _ in range(600):
+        history = json.loads(get(port, f"/history/{prompt_id}")[2]).get(prompt_id)
+        if history and history.get("status", {}).get("completed") is not None:
+            for event, data in history["status"].get("messages", []):
+                if event == "execution_error":
+                    return data.get("exception_type")
+            return "no error"
+        time.sleep(0.5)
+    return None
+
+
 def server_checks(args, models: pathlib.Path, work: pathlib.Path) -> dict:
     """Start ComfyUI with the pack linked in, run the HTTP checks, stop it."""
     pack = REPO.name
@@ -120,6 +151,7 @@ def server_checks(args, models: pathlib.Path, work: pathlib.Path) -> dict:
         checks["vae_decode_refused"] = status == 400 and any(
             e.get("type") == "return_type_mismatch" and (e.get("extra_info") or {}).get("input_name") == "samples"
             for e in errors)
+        checks["error_shown_as"] = error_type_shown(port)
         templates = json.loads(get(port, "/workflow_templates")[2]).get(pack, [])
         shipped = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
         checks["templates"] = sorted(templates)
@@ -161,6 +193,7 @@ def main() -> int:
         work = pathlib.Path(tempfile.mkdtemp(prefix="mgld-host-", dir=out))
         checks = server_checks(args, models, work)
         summary["server"] = checks
+        summary["ok"] &= checks.get("error_shown_as") == "CheckpointError"
         summary["ok"] &= all(checks.get(k) for k in ("categories_ok", "samplers_ok", "vae_decode_refused",
                                                      "templates_once", "thumbnails_ok", "help_pages_ok",
                                                      "extension_listed"))

@@ -184,6 +184,16 @@ def test_runner_keeps_decoded_frames_that_other_nodes_use():
     assert api["7"]["class_type"] == "MGLDDecode" and api["8"]["class_type"] == "MGLDSaveVideo"
 
 
+def test_runner_keeps_the_saver_whose_video_output_is_used():
+    """The merged node returns the path only: a saver whose VIDEO feeds another node is not merged."""
+    api = _api("mgld_vsr_basic.json")
+    api["99"] = {"class_type": "MGLDLoadVideo", "title": "reload",
+                 "inputs": {"video": "x.mp4", "start_frame": 0, "frame_count": 0, "every_nth": 1, "force_fps": 0.0,
+                            "video_input": ["8", 1]}}
+    assert headless.stream_to_file(api, NODES) == []
+    assert api["8"]["class_type"] == "MGLDSaveVideo"
+
+
 def test_run_workflow_streams_unless_told_not_to(tmp_path, monkeypatch):
     """The command line hands the runner the merged graph, and still finds the saved file to move to --output."""
     import sys
