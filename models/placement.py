@@ -55,8 +55,11 @@ def stream_offloaded_weights(root: nn.Module,
                 if t is not None]
 
     def before(module, _args):
-        device = compute_device(root)
         swapped = []
+        module.__dict__.setdefault("_mgld_swapped", []).append(swapped)
+        if root.__dict__.get("model_lowvram") is False:
+            return  # the manager loaded the whole network (ComfyUI's ModelPatcher records it): nothing to do
+        device = compute_device(root)
         # A module may compute with its direct children's weights without calling them (e.g. the
         # temporal convolution taking its conv's kernel apart), so those are swapped in too. The
         # device copy replaces the tensor in its module's table for the call; the host tensor
@@ -66,7 +69,6 @@ def stream_offloaded_weights(root: nn.Module,
             if copy is not None:
                 swapped.append((table, name, tensor))
                 table[name] = copy
-        module.__dict__.setdefault("_mgld_swapped", []).append(swapped)
 
     def after(module, _args, _output):
         for table, name, tensor in reversed(module.__dict__["_mgld_swapped"].pop()):

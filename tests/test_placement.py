@@ -96,3 +96,15 @@ def test_compute_device_prefers_the_managers_record():
     layer.device = torch.device("meta")  # what ComfyUI's ModelPatcher writes after loading
     assert compute_device(layer) == torch.device("meta")
     assert compute_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+def test_nothing_is_streamed_when_the_manager_loaded_the_whole_network():
+    layer = torch.nn.Linear(2, 2)
+    fetched = []
+    stream_offloaded_weights(layer, lambda tensor, device: fetched.append(tensor) or tensor.detach().clone())
+    layer.model_lowvram = False  # ComfyUI's ModelPatcher after a full load
+    layer(torch.ones(1, 2))
+    assert fetched == []
+    layer.model_lowvram = True  # after a partial load (or a partial unload for another model)
+    layer(torch.ones(1, 2))
+    assert len(fetched) == 2
