@@ -119,14 +119,14 @@ def advanced(classes):
     g.add(7, "PreviewImage", (440, 740), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 280))
     g.add(8, "PreviewImage", (780, 740), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 280))
     g.add(9, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
-          title="Sampler: guidance 10 (official strength)", size=(340, 470))
+          title="Sampler: guidance 10 (official strength)", size=(340, 330))
     g.add(10, "MGLDSampler", (800, 40), {"guidance_strength": 0.0}, links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
-          title="Sampler: no guidance", size=(340, 470))
+          title="Sampler: no guidance", size=(340, 330))
     g.add(11, "MGLDDecode", (1180, 40), links={"video_vae": (2, 0), "latent": (9, 0), "frames": (5, 0)}, size=(320, 190))
     g.add(12, "MGLDDecode", (1180, 270), links={"video_vae": (2, 0), "latent": (10, 0), "frames": (5, 0)}, size=(320, 190))
     g.add(13, "MGLDWarpingError", (1540, 40), {"label": "guidance 10", "label_b": "no guidance"},
-          links={"frames": (11, 0), "flow": (6, 0), "frames_b": (12, 0)}, size=(380, 300))
-    g.add(14, "PreviewImage", (1540, 380), links={"images": (13, 1)}, title="Warping error (red: guided, blue: unguided)",
+          links={"frames": (11, 0), "flow": (6, 0), "frames_b": (12, 0)}, size=(380, 250))
+    g.add(14, "PreviewImage", (1540, 330), links={"images": (13, 1)}, title="Warping error (red: guided, blue: unguided)",
           size=(380, 300))
     g.add(15, "CreateVideo", (1180, 500), links={"images": (11, 0), "fps": (5, 1), "audio": (5, 2)},
           title="Create Video (core)", size=(300, 110))
