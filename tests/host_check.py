@@ -101,11 +101,62 @@ def error_type_shown(port: int) -> str | None:
     return None
 
 
+#: In the page: for each template name, how many cards carry it as their title and whether the
+#: card's thumbnail image loaded (the frontend shows cached thumbnails through blob: URLs).
+TEMPLATE_CARDS_JS = r"""((names) => {
+  const leaves = [...document.querySelectorAll('body *')].filter(e => e.children.length === 0);
+  return names.map(name => {
+    const titles = leaves.filter(e => e.textContent.trim() === name);
+    let card = titles[0];
+    for (let k = 0; k < 10 && card && !card.querySelector('img'); k++) card = card.parentElement;
+    const img = card && card.querySelector('img');
+    return {name, cards: titles.length, thumbnail: !!img && img.complete && img.naturalWidth > 0};
+  });
+})(%s)"""
+
+CLICK_TEXT_JS = r"""(() => {
+  const hit = [...document.querySelectorAll('body *')].find(e => e.children.length === 0 && e.textContent.trim() === %s);
+  if (hit) hit.click();
+  return !!hit;
+})()"""
+
+
+def template_browser(args, port: int, pack: str, names: list, shot: pathlib.Path) -> dict:
+    """Open the real frontend's template browser on the pack's category: cards shown, thumbnails loaded."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("comfy_host_check", args.tool)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    browser = tool.Browser(shutil.which("chromium") or "chromium", 1600, 1000)
+    try:
+        browser.navigate(f"http://127.0.0.1:{port}/")
+        for _ in range(180):
+            try:
+                if browser.eval(tool.PAGE_READY_JS, timeout=10):
+                    break
+            except (RuntimeError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        time.sleep(2)
+        browser.eval('app.extensionManager.command.execute("Comfy.BrowseTemplates"); true')
+        time.sleep(4)
+        clicked = browser.eval(CLICK_TEXT_JS % json.dumps(pack))
+        time.sleep(4)
+        cards = browser.eval(TEMPLATE_CARDS_JS % json.dumps(names)) or []
+        browser.screenshot(str(shot))
+        return {"category_found": clicked, "cards": cards}
+    finally:
+        browser.close()
+
+
 def server_checks(args, models: pathlib.Path, work: pathlib.Path) -> dict:
     """Start ComfyUI with the pack linked in, run the HTTP checks, stop it."""
     pack = REPO.name
-    for sub in ("custom_nodes", "input", "output", "temp", "user"):
+    for sub in ("custom_nodes", "input", "output", "temp", "user/default"):
         (work / sub).mkdir(parents=True, exist_ok=True)
+    # no first-run dialog over the page (as the shared tool does)
+    (work / "user" / "default" / "comfy.settings.json").write_text(json.dumps({"Comfy.TutorialCompleted": True}))
     (work / "custom_nodes" / pack).symlink_to(REPO)
     (work / "models").symlink_to(models)
     port = free_port()
@@ -163,6 +214,11 @@ def server_checks(args, models: pathlib.Path, work: pathlib.Path) -> dict:
         checks["help_pages_ok"] = bool(docs) and set(docs.values()) == {200}
         extensions = json.loads(get(port, "/extensions")[2])
         checks["extension_listed"] = f"/extensions/{pack}/js/mgld_vsr.js" in extensions
+        (args.out_path / "shots").mkdir(parents=True, exist_ok=True)
+        browser = template_browser(args, port, pack, shipped, args.out_path / "shots" / "template_browser.png")
+        checks["template_browser"] = browser
+        checks["template_browser_ok"] = browser["category_found"] and all(
+            card["cards"] == 1 and card["thumbnail"] for card in browser["cards"])
     finally:
         server.terminate()
         try:
@@ -184,7 +240,7 @@ def main() -> int:
     parser.add_argument("--skip-server-checks", action="store_true")
     parser.add_argument("--run-timeout", type=int, default=2400, help="seconds per workflow run (CPU: minutes)")
     args = parser.parse_args()
-    out = pathlib.Path(args.out).resolve()
+    out = args.out_path = pathlib.Path(args.out).resolve()
     models = out / "models"
     if not (models / "mgld" / "mgldvsr_unet.ckpt").exists():
         subprocess.run([sys.executable, args.release_maker, str(models / "mgld")], check=True, stdout=subprocess.DEVNULL)
@@ -196,7 +252,7 @@ def main() -> int:
         summary["ok"] &= checks.get("error_shown_as") == "CheckpointError"
         summary["ok"] &= all(checks.get(k) for k in ("categories_ok", "samplers_ok", "vae_decode_refused",
                                                      "templates_once", "thumbnails_ok", "help_pages_ok",
-                                                     "extension_listed"))
+                                                     "extension_listed", "template_browser_ok"))
     copies = out / "workflows"
     copies.mkdir(parents=True, exist_ok=True)
     runs = []
