@@ -103,7 +103,8 @@ def basic(classes):
     g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
     g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
-    g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)}, size=(320, 220))
+    g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)},
+          size=(320, 440))  # room for the video preview under the widgets
     return g.to_json()
 
 
@@ -145,7 +146,7 @@ def long_video(classes):
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
     g.add(7, "MGLDDecodeAndSave", (840, 40), {"filename_prefix": "MGLD/mgld_vsr_long"},
           links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0), "fps": (4, 1), "audio": (4, 2)},
-          size=(340, 330))
+          size=(340, 540))  # room for the video preview under the widgets
     return g.to_json()
 
 
