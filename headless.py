@@ -236,6 +236,9 @@ def stream_to_file(api: dict, classes: dict) -> list[str]:
         save = api[save_id]
         if save["class_type"] != "MGLDSaveVideo" or socket != "frames":
             continue
+        if any(_is_link(v, api) and str(v[0]) == save_id and v[1] != 0
+               for n in api.values() for v in n["inputs"].values()):
+            continue  # the saver's VIDEO output is used: the merged node (path only) cannot provide it
         inputs = dict(api[decode_id]["inputs"])
         inputs.update({k: v for k, v in save["inputs"].items() if k != "frames"})
         if not set(inputs) <= accepted:

@@ -1,4 +1,5 @@
-"""The one place that talks to ComfyUI: model folders, devices, progress, previews, interruption.
+"""The one place that talks to ComfyUI: model folders, model management, progress, previews,
+interruption, the core VIDEO type and how errors are shown.
 
 Everything here falls back to plain behaviour when ComfyUI is absent (tests, the headless
 runner), so models, pipeline and node classes never import ComfyUI themselves.
@@ -6,6 +7,8 @@ runner), so models, pipeline and node classes never import ComfyUI themselves.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import logging
 import os
 import sys
@@ -19,24 +22,25 @@ MODEL_EXTENSIONS = {".ckpt", ".pth", ".pt", ".safetensors"}
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".gif", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 
 
+#: ComfyUI's modules by the short names used here.
+_COMFY_MODULES = {
+    "folder_paths": "folder_paths",
+    "model_management": "comfy.model_management",
+    "model_patcher": "comfy.model_patcher",
+    "utils": "comfy.utils",
+    "latent_formats": "comfy.latent_formats",
+    "latent_preview": "latent_preview",
+    "video_types": "comfy_api.input_impl",
+    "video_util": "comfy_api.util",
+}
+
+
 def _comfy(name: str):
     """A ComfyUI module if we run inside ComfyUI, else None (never imports it when absent)."""
     try:
-        if name == "folder_paths":
-            import folder_paths  # type: ignore
-
-            return folder_paths
-        if name == "model_management":
-            import comfy.model_management  # type: ignore
-
-            return comfy.model_management
-        if name == "utils":
-            import comfy.utils  # type: ignore
-
-            return comfy.utils
+        return importlib.import_module(_COMFY_MODULES[name])
     except ImportError:
         return None
-    return None
 
 
 def _standalone_root() -> str:
@@ -185,11 +189,43 @@ def offload_device() -> torch.device:
     return mm.unet_offload_device() if mm is not None else torch.device("cpu")
 
 
-def make_room(nbytes: int, device: torch.device) -> None:
-    """Ask ComfyUI's model manager to unload other models until ``nbytes`` are free on ``device``."""
+# ------------------------------------------------------------------------------------- model management
+
+def manages_models() -> bool:
+    """Whether ComfyUI's model manager loads, offloads and frees this pack's networks (inside ComfyUI)."""
+    return _comfy("model_management") is not None and _comfy("model_patcher") is not None
+
+
+def _patcher(module: torch.nn.Module):
+    """The ComfyUI ``ModelPatcher`` of a network, made once and kept with it (ComfyUI only holds it weakly).
+
+    Its load device is ComfyUI's compute device and its offload device the one ComfyUI offloads
+    UNets to (the GPU itself under ``--highvram``). Layers that ComfyUI leaves in host RAM on a
+    partial load (``--lowvram``, ``--novram``, a full GPU) are streamed to the GPU layer by layer.
+    """
+    patcher = module.__dict__.get("_mgld_patcher")
+    if patcher is None:
+        from .models.placement import stream_offloaded_weights
+
+        mm, mp = _comfy("model_management"), _comfy("model_patcher")
+        patcher = mp.ModelPatcher(module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+        stream_offloaded_weights(module)
+        module.__dict__["_mgld_patcher"] = patcher
+    return patcher
+
+
+def load_models(modules, memory_required: int = 0) -> torch.device:
+    """Load ``modules`` for a stage through ComfyUI's model manager, as it loads its own models.
+
+    ``load_models_gpu`` unloads other models (of this or another workflow) until the weights and
+    ``memory_required`` bytes of activations fit, loads as much of each network as the VRAM mode
+    allows (all of it normally and under ``--highvram``, part of it under ``--lowvram``, none under
+    ``--novram``; ``--cpu`` computes on the CPU), and keeps them loaded afterwards until something
+    else needs the room. Returns the device the stage computes on.
+    """
     mm = _comfy("model_management")
-    if mm is not None:
-        mm.free_memory(nbytes + mm.minimum_inference_memory(), device)
+    mm.load_models_gpu([_patcher(m) for m in modules], memory_required=int(memory_required))
+    return mm.get_torch_device()
 
 
 def free_memory() -> None:
@@ -209,18 +245,12 @@ def check_interrupt() -> None:
         mm.throw_exception_if_processing_interrupted()
 
 
-#: Linear map from SD latents (the space MGLD samples in) to approximate RGB, for previews only.
-LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
-                           [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
-
-
-def latent_preview(latents: torch.Tensor, max_size: int = 512):
-    """A cheap RGB preview (PIL image) of the first frame of ``latents [T,4,h,w]``, no VAE needed."""
-    from PIL import Image
-
-    rgb = torch.einsum("chw,cr->hwr", latents[0].float().cpu(), LATENT_RGB)
-    rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).to(torch.uint8).numpy()
-    return ("JPEG", Image.fromarray(rgb), max_size)
+def _latent_previewer():
+    """ComfyUI's latent previewer for SD latents, with the user's preview method (None: previews off)."""
+    lp, formats = _comfy("latent_preview"), _comfy("latent_formats")
+    if lp is None or formats is None:
+        return None
+    return lp.get_previewer(compute_device(), formats.SD15())  # SD 2.x latents: the SD1.5 latent space
 
 
 class Progress:
@@ -230,10 +260,12 @@ class Progress:
     quiet = False
 
     def __init__(self):
-        self._bar, self._total, self._latents, self._terminal = None, None, None, None
+        self._bar, self._total, self._x0, self._terminal = None, None, None, None
+        self.previewer = _latent_previewer() if _comfy("utils") is not None else None
 
-    def preview(self, latents: torch.Tensor) -> None:
-        self._latents = latents
+    def preview(self, x0: torch.Tensor) -> None:
+        """Show ``x0`` (predicted clean latents ``[T,4,h,w]``, first frame shown) with the next update."""
+        self._x0 = x0
 
     def __call__(self, done: int, total: int, what: str) -> None:
         utils = _comfy("utils")
@@ -241,12 +273,9 @@ class Progress:
             if self._bar is None or self._total != total:
                 self._bar, self._total = utils.ProgressBar(total), total
             preview = None
-            if self._latents is not None:
-                try:
-                    preview = latent_preview(self._latents)
-                except ImportError:
-                    preview = None
-                self._latents = None
+            if self._x0 is not None and self.previewer is not None:
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", self._x0[:1])
+                self._x0 = None
             self._bar.update_absolute(done, total, preview)
             return
         if Progress.quiet:
@@ -263,7 +292,7 @@ def hooks():
     from .pipeline.hooks import Hooks
 
     bar = Progress()
-    return Hooks(progress=bar, preview=bar.preview if _comfy("utils") is not None else None,
+    return Hooks(progress=bar, preview=bar.preview if bar.previewer is not None else None,
                  check_interrupt=check_interrupt, message=notify)
 
 
@@ -287,3 +316,73 @@ def announce(what: str):
 def notify(text: str) -> None:
     """Messages that do not stop a run (e.g. an out-of-memory retry) go to the console/log."""
     logging.getLogger("MGLD-VSR").warning(text)
+
+
+# ------------------------------------------------------------------------------------------ video
+
+def video_from_file(path: str):
+    """A core ``VIDEO`` for a written file: ComfyUI's ``VideoFromFile``, or the pack's stand-in without ComfyUI."""
+    types = _comfy("video_types")
+    if types is not None:
+        return types.VideoFromFile(path)
+    from .pipeline.video_io import FileVideo
+
+    return FileVideo(path)
+
+
+def video_from_frames(images: torch.Tensor, fps, audio=None):
+    """A core ``VIDEO`` of frames ``[N,H,W,3]`` in [0, 1]: ComfyUI's ``VideoFromComponents``, or the stand-in."""
+    from .pipeline.video_io import FrameVideo, to_fraction
+
+    types, util = _comfy("video_types"), _comfy("video_util")
+    if types is not None and util is not None:
+        return types.VideoFromComponents(util.VideoComponents(images=images, audio=audio, frame_rate=to_fraction(fps)))
+    return FrameVideo(images, to_fraction(fps), audio)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+_PACKAGE = __name__.rpartition(".")[0]
+_SHOWN_AS: dict[type, type] = {}
+
+
+def _shown_by_class_name(exc: BaseException) -> None:
+    """``exc`` re-labelled so ComfyUI shows ``CheckpointError: ...`` instead of the module path.
+
+    ComfyUI names an exception type by ``module.qualname``, and a custom node's module name is its
+    folder's full path. An exception raised by this pack gets, in place, a subclass of its own type
+    that ComfyUI names by the class name alone; ``isinstance`` checks and the traceback are unchanged.
+    """
+    kind = type(exc)
+    if not _PACKAGE or not kind.__module__.startswith(_PACKAGE + "."):
+        return
+    shown = _SHOWN_AS.get(kind)
+    if shown is None:
+        shown = type(kind.__name__, (kind,), {"__module__": "builtins", "__qualname__": kind.__qualname__})
+        _SHOWN_AS[kind] = shown
+    try:
+        exc.__class__ = shown
+    except TypeError:  # an exception type whose layout does not allow it: shown as it is
+        pass
+
+
+def show_errors_by_class_name(classes: dict) -> None:
+    """Inside ComfyUI, make each node's failures read ``ClassName: message`` in the UI (no module paths)."""
+    if _comfy("folder_paths") is None:
+        return
+    for cls in classes.values():
+        name = getattr(cls, "FUNCTION", None)
+        function = getattr(cls, name, None) if name else None
+        if function is None or getattr(function, "_mgld_errors_shown", False):
+            continue
+
+        def call(self, *args, __function=function, **kwargs):
+            try:
+                return __function(self, *args, **kwargs)
+            except Exception as exc:
+                _shown_by_class_name(exc)
+                raise
+
+        call = functools.wraps(function)(call)
+        call._mgld_errors_shown = True
+        setattr(cls, name, call)

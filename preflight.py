@@ -67,7 +67,7 @@ def check_document(document: Any, path: str = "the workflow") -> dict:
         raise WorkflowError(f"{path} holds a JSON {type(document).__name__}, not a workflow object")
     if not document:
         raise WorkflowError(f"{path} is empty ({{}}): it has no nodes to run; use a workflow such as "
-                            f"workflows/mgld_vsr_basic.json")
+                            f"example_workflows/mgld_vsr_basic.json")
     return document
 
 
@@ -271,7 +271,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
                                 f"most {total - 1}")
         clips[node_id] = (max(selected_frames(info, start, count, every), 1), info)
     for node_id, node in api.items():
-        if node["class_type"] != "MGLDSampler":
+        if node["class_type"] not in ("MGLDSampler", "MGLDSamplerOfficial"):
             continue
         source_id, _ = _source(api, node, "frames")
         if source_id not in clips:
@@ -285,7 +285,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
             raise WorkflowError(f"{label}: {err} (the video is {info.width}x{info.height}); use a larger video") from None
         grid = min(plan.latent_size)
         tile = inputs.get("tile_size")
-        if inputs.get("mode", "default") == "default" and isinstance(tile, int) and tile > grid:
+        if node["class_type"] == "MGLDSampler" and isinstance(tile, int) and tile > grid:
             raise WorkflowError(f"{label}: tile_size = {tile}: larger than the {plan.latent_size[0]}x{plan.latent_size[1]} "
                                 f"latent grid of this {info.width}x{info.height} video at x{scale:g}; set at most "
                                 f"{grid - grid % 8}")

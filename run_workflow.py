@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a shipped MGLD-VSR workflow without ComfyUI (the README's main job).
 
-    python run_workflow.py workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
+    python run_workflow.py example_workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
         [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream] [--debug]
 
 A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Run an MGLD-VSR workflow file headless (no ComfyUI server).",
         epilog="exit status: 0 done, 1 failed, 2 weight files missing, 130 interrupted (Ctrl-C or SIGTERM)")
-    parser.add_argument("workflow", help="UI- or API-format workflow JSON (e.g. workflows/mgld_vsr_basic.json)")
+    parser.add_argument("workflow", help="UI- or API-format workflow JSON (e.g. example_workflows/mgld_vsr_basic.json)")
     parser.add_argument("--input", help="LR video for the workflow's Load LR Video node")
     parser.add_argument("--output", help="file to write (its extension must suit the codec: .mp4/.mov/.mkv for h264 "
                                          "and h265, .mov/.mkv for prores, .mkv for ffv1, a folder name for png); an "

@@ -9,10 +9,10 @@ Every measurement runs in a fresh subprocess, so its ``ru_maxrss`` covers that r
 of it), so 300 frames take about 20 minutes per route: ``--save DIR`` keeps each finished
 measurement and a rerun with the same settings skips it. Routes:
 
-* ``headless``: ``run_workflow.main`` on the README's main-job workflow (``workflows/mgld_vsr_basic.json``),
+* ``headless``: ``run_workflow.main`` on the README's main-job workflow (``example_workflows/mgld_vsr_basic.json``),
   exactly as the command line runs it (the runner streams the decoder into the saver);
 * ``nodes``: the node classes called one after another as ComfyUI calls them for
-  ``workflows/mgld_vsr_long_video.json`` (loaders, Load LR Video, Flow, Sampler, Decode + Save), under
+  ``example_workflows/mgld_vsr_long_video.json`` (loaders, Load LR Video, Flow, Sampler, Decode + Save), under
   ``torch.inference_mode`` and with every output kept alive, as ComfyUI's output cache keeps them;
 * ``headless-nostream`` (not run by default): the runner with ``--no-stream``, i.e. a separate Decode
   and Save with the whole upscaled clip as an IMAGE in between: the "before" figure.
@@ -152,7 +152,7 @@ def child(args) -> None:
     else:
         import run_workflow
 
-        argv = [str(ROOT / "workflows" / "mgld_vsr_basic.json"), "--input", args.clip, "--output",
+        argv = [str(ROOT / "example_workflows" / "mgld_vsr_basic.json"), "--input", args.clip, "--output",
                 os.path.join(args.home, "out.mp4"), "--models", args.models, "--set", f"MGLDSampler.steps={args.steps}"]
         if args.child == "headless-nostream":
             argv.append("--no-stream")

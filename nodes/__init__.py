@@ -1,12 +1,13 @@
 """ComfyUI node adapters: thin declarations that translate ComfyUI types into pipeline calls.
 
-Node ids are a public contract (saved workflows refer to them): never rename or reorder widgets.
+Node ids are a public contract (saved workflows refer to them): never rename or reorder widgets
+without a version bump and regenerated workflows (see the README's "Changes" section).
 """
 from .decoder import MGLDDecode
 from .flow import MGLDFlow
 from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
 from .metrics import MGLDWarpingError
-from .sampler import MGLDSampler
+from .sampler import MGLDSampler, MGLDSamplerOfficial
 from .stream import MGLDDecodeAndSave
 from .video import MGLDLoadVideo, MGLDSaveVideo
 
@@ -17,6 +18,7 @@ NODE_CLASS_MAPPINGS = {
     "MGLDLoadVideo": MGLDLoadVideo,
     "MGLDFlow": MGLDFlow,
     "MGLDSampler": MGLDSampler,
+    "MGLDSamplerOfficial": MGLDSamplerOfficial,
     "MGLDDecode": MGLDDecode,
     "MGLDSaveVideo": MGLDSaveVideo,
     "MGLDWarpingError": MGLDWarpingError,
@@ -30,6 +32,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MGLDLoadVideo": "MGLD Load LR Video",
     "MGLDFlow": "MGLD Flow + Occlusion",
     "MGLDSampler": "MGLD Sampler (motion-guided)",
+    "MGLDSamplerOfficial": "MGLD Sampler (official script)",
     "MGLDDecode": "MGLD Temporal CFW Decode",
     "MGLDSaveVideo": "MGLD Save Video",
     "MGLDWarpingError": "MGLD Warping Error",

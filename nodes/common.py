@@ -13,7 +13,14 @@ PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 PRECISION_TOOLTIP = ("Weight precision. auto: bf16 on GPUs that compute it natively (NVIDIA compute capability 8+), "
                      "fp16 on older NVIDIA GPUs, fp16 (VAEs fp32) on Apple GPUs, fp32 on CPU. Attention always runs in "
                      "fp32. If a stage reports NaN/inf values, choose the precision it names.")
+#: Node menu sub-categories: where each node sits in ComfyUI's "Add Node" menu and search filters.
 CATEGORY = "MGLD-VSR"
+LOADERS = f"{CATEGORY}/loaders"
+VIDEO = f"{CATEGORY}/video"
+MOTION = f"{CATEGORY}/motion"
+SAMPLING = f"{CATEGORY}/sampling"
+DECODING = f"{CATEGORY}/decoding"
+METRICS = f"{CATEGORY}/metrics"
 MEMORY_BUDGET_TOOLTIP = ("Cap on the GPU memory this node may use, in GB (weights + activations, estimated exactly "
                          "before running). Tiles shrink to fit; a cap below what the smallest tile needs is refused "
                          "with the smallest cap that works. 0 = no cap (an out-of-memory error is still retried with "
@@ -58,17 +65,26 @@ def weight_dtype(choice: str, device: torch.device, part: str = "diffusion") -> 
 
 @contextlib.contextmanager
 def on_compute_device(*modules, reserve=None):
-    """Keep models on the compute device only while a stage runs, then give the memory back.
+    """Have the networks of a stage on the compute device while it runs.
 
-    ``reserve()`` (called only for accelerators) estimates the bytes the stage needs in all; the
-    host's model manager evicts other models until that much is free (ComfyUI: its loaded models).
+    Inside ComfyUI its model manager does this as for its own models (see :func:`host.load_models`):
+    ``reserve()`` (called only for accelerators) estimates the bytes the stage needs in all, weights
+    included, and the manager frees room for the rest; the networks stay loaded afterwards until
+    something else needs the memory. Without ComfyUI (headless, tests) the networks are moved to
+    the device for the stage and back afterwards.
     """
-    device, offload = host.compute_device(), host.offload_device()
     modules = [m for m in modules if m is not None]
-    if device.type != "cpu":
-        needed = reserve() if reserve is not None else 0
-        needed = max(needed, sum(t.numel() * t.element_size() for m in modules for t in m.parameters()))
-        host.make_room(needed, device)
+    device = host.compute_device()
+    weights = sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))
+    activations = max(0, reserve() - weights) if reserve is not None and device.type != "cpu" else 0
+    if host.manages_models():
+        device = host.load_models(modules, activations)
+        try:
+            yield device
+        finally:
+            release_freed_memory()  # the stage's host temporaries, so the next stage does not start on top of them
+        return
+    offload = host.offload_device()
     for m in modules:
         m.to(device)
     try:
@@ -78,7 +94,7 @@ def on_compute_device(*modules, reserve=None):
             for m in modules:
                 m.to(offload)
             host.free_memory()
-        release_freed_memory()  # the stage's host temporaries, so the next stage does not start on top of them
+        release_freed_memory()
 
 
 def image_to_frames(images: torch.Tensor, say_alpha: bool = True) -> torch.Tensor:

@@ -7,14 +7,38 @@ from .. import host
 from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_video
-from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .common import DECODING, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .sampler import LATENT_TYPE
 from .validation import comfy_verdict
+
+
+def latents_of(latent, frame_count: int):
+    """The sampler's clip result (an ``MGLD_LATENT``), checked against the LR frames it will be decoded with."""
+    if not isinstance(latent, (VideoLatents, OfficialLatents)):
+        raise ValueError(f"the latent input must come from an MGLD sampler (got {type(latent).__name__}); a core "
+                         "LATENT lacks the clip layout the decoder needs")
+    if isinstance(latent, VideoLatents):
+        count = len(latent.latents)
+    else:
+        count = len({index for segment in latent.segments for index in segment})
+    if count != frame_count:
+        raise ValueError(f"the latent holds {count} frames but {frame_count} LR frames were given: connect the "
+                         "frames the sampler got")
+    return latent
+
+
+def refuse_official_budget(result, memory_budget_gb: float) -> None:
+    """The official decoder has no memory cap: a cap set for it is refused rather than silently ignored."""
+    if isinstance(result, OfficialLatents) and memory_budget_gb > 0:
+        raise ValueError(f"memory_budget_gb={memory_budget_gb:g}: the official sampler's latents are decoded exactly as "
+                         "the official script does, in its 960-px image tiles, with no memory cap; set it to 0 or use "
+                         "MGLD Sampler (default mode), whose latents the cap applies to")
 
 
 class MGLDDecode:
     DESCRIPTION = ("Decodes MGLD latents with the temporal video VAE, fusing features of the LR frames (CFW, weight w), "
                    "then corrects colours against the LR frames.")
-    CATEGORY = CATEGORY
+    CATEGORY = DECODING
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("The super-resolved frames.",)
@@ -24,7 +48,7 @@ class MGLDDecode:
     def INPUT_TYPES(cls):
         return {"required": {
             "video_vae": ("MGLD_VIDEO_VAE", {"tooltip": "From the MGLD video VAE loader."}),
-            "latent": ("LATENT", {"tooltip": "From the MGLD sampler."}),
+            "latent": (LATENT_TYPE, {"tooltip": "From an MGLD sampler (default or official script)."}),
             "frames": ("IMAGE", {"tooltip": "The same LR frames the sampler got (their features guide the decoder)."}),
             "fusion_w": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                    "tooltip": "CFW fusion weight w: 0 = plain decoder (more generated detail), 1 = full "
@@ -34,10 +58,12 @@ class MGLDDecode:
             "decode_tile": ("INT", {"default": 768, "min": 0, "max": 4096, "step": 64,
                                     "tooltip": "Decode in spatial tiles of this many output pixels (each keeps the whole "
                                                "temporal window; 64 px feathered overlap) to bound memory at 1080p/4K. "
-                                               "0 = whole frames. Default mode only."}),
+                                               "0 = whole frames. Latents of the official sampler are decoded in the "
+                                               "script's own 960-px image tiles instead."}),
         }, "optional": {
             "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
-                                           "tooltip": MEMORY_BUDGET_TOOLTIP + " Default mode only."}),
+                                           "tooltip": MEMORY_BUDGET_TOOLTIP + " Not available for latents of the official "
+                                                                              "sampler (refused unless 0)."}),
         }}
 
     @classmethod
@@ -47,16 +73,14 @@ class MGLDDecode:
 
     def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0):
         frames = image_to_frames(frames)
-        result = latent.get("mgld") if isinstance(latent, dict) else None
-        if not isinstance(result, (VideoLatents, OfficialLatents)):
-            raise ValueError("this LATENT does not come from the MGLD sampler (it lacks the clip layout the decoder needs)")
-        count = len(result.latents) if isinstance(result, VideoLatents) else len({i for seg in result.segments for i in seg})
-        if count != frames.shape[0]:
-            raise ValueError(f"the latent holds {count} frames but {frames.shape[0]} LR frames were given")
+        result = latents_of(latent, frames.shape[0])
+        refuse_official_budget(result, memory_budget_gb)
+        count = frames.shape[0]
         out_h, out_w = result.plan.output_size
         check_fits(clip_footprint(count, result.plan, streamed=False).only("decoded"), host.compute_device(),
                    f"MGLD Temporal CFW Decode: {count} frames of {out_w}x{out_h} as one IMAGE",
                    "use MGLD Decode + Save Video (long videos), which writes frames as they are decoded")
+
         def reserve():
             if not isinstance(result, VideoLatents):
                 return 0

@@ -10,7 +10,7 @@ from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.host_memory import release_freed_memory
 from ..pipeline.motion import clip_flows
-from .common import CATEGORY, image_to_frames, on_compute_device
+from .common import MOTION, image_to_frames, on_compute_device
 from .validation import comfy_verdict
 
 FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
@@ -32,7 +32,7 @@ def flow_to_colour(flow: torch.Tensor) -> torch.Tensor:
 class MGLDFlow:
     DESCRIPTION = ("Optical flow (RAFT) between neighbouring LR frames in both directions, forward-backward occlusion "
                    "masks and scene cuts, for the motion guidance. Computed once: changing sampler settings reuses it.")
-    CATEGORY = CATEGORY
+    CATEGORY = MOTION
     RETURN_TYPES = ("MGLD_FLOW", "IMAGE", "IMAGE")
     RETURN_NAMES = ("flow", "flow_preview", "occlusion_preview")
     OUTPUT_TOOLTIPS = ("Flows, occlusion and scene cuts of the clip.",

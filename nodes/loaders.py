@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import host
 from ..models.bundle import load_diffusion
 from ..models.loader import load_component
-from .common import CATEGORY, PRECISION_TOOLTIP, PRECISIONS, weight_dtype
+from .common import LOADERS, PRECISION_TOOLTIP, PRECISIONS, weight_dtype
 
 
 def _files(expected: str) -> tuple[list[str], dict]:
@@ -19,7 +19,7 @@ def _files(expected: str) -> tuple[list[str], dict]:
 class MGLDDiffusionModelLoader:
     DESCRIPTION = ("Loads mgldvsr_unet.ckpt (or its converted .unet.safetensors): the MGLD UNet, the time-aware LR "
                    "encoder and the SD VAE encoder. The empty-prompt text condition is computed once here.")
-    CATEGORY = CATEGORY
+    CATEGORY = LOADERS
     RETURN_TYPES = ("MGLD_DIFFUSION",)
     RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("The diffusion networks, for the MGLD sampler.",)
@@ -44,7 +44,7 @@ class MGLDDiffusionModelLoader:
 
 class MGLDVideoVAELoader:
     DESCRIPTION = "Loads video_vae_cfw.ckpt: the temporal decoder with controllable feature warping (CFW)."
-    CATEGORY = CATEGORY
+    CATEGORY = LOADERS
     RETURN_TYPES = ("MGLD_VIDEO_VAE",)
     RETURN_NAMES = ("video_vae",)
     OUTPUT_TOOLTIPS = ("The temporal CFW video VAE, for the MGLD decoder.",)
@@ -69,7 +69,7 @@ class MGLDVideoVAELoader:
 class MGLDRAFTLoader:
     DESCRIPTION = ("Loads RAFT optical flow from raft-things.pth. Choosing mgldvsr_unet.ckpt instead uses the RAFT "
                    "weights stored inside it, which is what the official script ends up using.")
-    CATEGORY = CATEGORY
+    CATEGORY = LOADERS
     RETURN_TYPES = ("MGLD_RAFT",)
     RETURN_NAMES = ("raft",)
     OUTPUT_TOOLTIPS = ("RAFT, for the flow + occlusion node.",)

@@ -1,20 +1,50 @@
-"""Warping-error node: the paper's temporal-consistency metric, as a number and a per-frame plot."""
+"""Warping-error node: the paper's temporal-consistency metric, as figures on the node, a number and a plot."""
 from __future__ import annotations
+
+import math
 
 import torch
 
 from ..pipeline.metrics import plot_errors, warping_errors
-from .common import CATEGORY, image_to_frames
+from .common import METRICS, image_to_frames
+
+
+def mean_error(per_pair: torch.Tensor) -> float:
+    """Mean over measurable pairs; NaN when no pair is measurable (flow inconsistent almost everywhere,
+    or every pair crosses a cut), 0 for a single frame (no pair at all)."""
+    values = per_pair[torch.isfinite(per_pair)]
+    if values.numel():
+        return float(values.mean())
+    return float("nan") if per_pair.numel() else 0.0
+
+
+def figures_text(means: dict[str, float]) -> str:
+    """One line per result, aligned, plus the difference when two are compared (what the node shows)."""
+    def shown(value: float) -> str:
+        return "not measurable" if math.isnan(value) else f"{value:.3f}"
+
+    width = max(len(label) for label in means)
+    lines = ["warping error x1000 (lower = steadier)"]
+    lines += [f"{label:<{width}}  {shown(value)}" for label, value in means.items()]
+    if len(means) == 2:
+        (label_a, a), (label_b, b) = means.items()
+        if not (math.isnan(a) or math.isnan(b)):
+            lines.append(f"{label_b} - {label_a}: {b - a:+.3f}")
+    return "\n".join(lines)
 
 
 class MGLDWarpingError:
     DESCRIPTION = ("Mean flow-warping error between neighbouring frames (lower = more temporally consistent), using the "
-                   "flow of the LR clip. Connect two results to compare settings by number and by plot.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("FLOAT", "IMAGE")
-    RETURN_NAMES = ("warping_error", "plot")
-    OUTPUT_TOOLTIPS = ("Mean warping error over measurable frame pairs (x1000, as the paper reports it); NaN if none is.",
-                       "Per-pair warping error (red: frames, blue: frames_b when connected).")
+                   "flow of the LR clip. Connect two results to compare settings: both figures are written on the "
+                   "node after a run, and plotted per frame pair.")
+    CATEGORY = METRICS
+    RETURN_TYPES = ("FLOAT", "IMAGE", "STRING")
+    RETURN_NAMES = ("warping_error", "plot", "figures")
+    OUTPUT_TOOLTIPS = ("Mean warping error of frames over measurable frame pairs (x1000, as the paper reports it); "
+                       "NaN if none is.",
+                       "Per-pair warping error (red: frames, blue: frames_b when connected).",
+                       "The figures shown on the node, as text.")
+    OUTPUT_NODE = True  # its figures are a result: the node runs even when nothing is connected to it
     FUNCTION = "measure"
 
     @classmethod
@@ -24,14 +54,20 @@ class MGLDWarpingError:
                 "frames": ("IMAGE", {"tooltip": "Frames to measure (any size: the flow is resized to them)."}),
                 "flow": ("MGLD_FLOW", {"tooltip": "Flow of the LR clip these frames were made from."}),
             },
-            "optional": {"frames_b": ("IMAGE", {"tooltip": "A second result to plot for comparison."})},
+            "optional": {
+                "frames_b": ("IMAGE", {"tooltip": "A second result to compare (same clip)."}),
+                "label": ("STRING", {"default": "frames", "tooltip": "Name of the first result in the figures."}),
+                "label_b": ("STRING", {"default": "frames_b", "tooltip": "Name of the second result in the figures."}),
+            },
         }
 
-    def measure(self, frames, flow, frames_b=None):
+    def measure(self, frames, flow, frames_b=None, label="frames", label_b="frames_b"):
         series = {"a": warping_errors(image_to_frames(frames), flow) * 1000}
         if frames_b is not None:
             series["b"] = warping_errors(image_to_frames(frames_b), flow) * 1000
-        values = series["a"][torch.isfinite(series["a"])]
-        # NaN when no pair is measurable (flow inconsistent almost everywhere, or every pair crosses a cut).
-        mean = float(values.mean()) if values.numel() else (float("nan") if series["a"].numel() else 0.0)
-        return mean, plot_errors(series)
+        labels = [label or "frames", label_b or "frames_b"]
+        if labels[0] == labels[1]:
+            labels[1] += " (b)"
+        means = {name: mean_error(values) for name, values in zip(labels, series.values())}
+        text = figures_text(means)
+        return {"ui": {"text": [text]}, "result": (means[labels[0]], plot_errors(series), text)}

@@ -1,4 +1,9 @@
-"""Sampler node: motion-guided temporal diffusion of the whole clip -> LATENT."""
+"""Sampler nodes: motion-guided temporal diffusion of the whole clip -> MGLD_LATENT.
+
+Two nodes, one per mode, so that every widget a node shows is used: the default mode's windows and
+tiles are free, while the official script fixes them. Their output is a type of its own: SD latents
+plus the clip layout, which core latent nodes or a core VAE Decode would silently misread.
+"""
 from __future__ import annotations
 
 import torch
@@ -8,7 +13,7 @@ from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.official import official_sample
 from ..pipeline.video import SamplingOptions, sample_video
-from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .common import MEMORY_BUDGET_TOOLTIP, SAMPLING, image_to_frames, on_compute_device
 from .validation import comfy_verdict
 
 
@@ -20,100 +25,144 @@ def sampling_reserve(networks, frames, scale, tile, window) -> int:
     options = SamplingOptions(tile=min(tile, *(side - side % 8 for side in plan.latent_size)), window=window)
     return fit_sampling(*networks, plan, frames.shape[0], options, float("inf")).peak_bytes
 
-MODES = ["default", "official"]
+
 OFFICIAL_TILE_OVERLAP = 32  # the official script's --tile_overlap default
+OFFICIAL_SEED = 42  # the official script's --seed default
+LATENT_TYPE = "MGLD_LATENT"
+LATENT_TOOLTIP = ("Clean latents of every frame with the clip layout (frames, windows, padding) the MGLD decoder "
+                  "needs. Its own type on purpose: core latent nodes and VAE Decode cannot use it correctly, so "
+                  "they cannot be connected.")
+
+
+def _common_inputs(guidance_tooltip: str) -> dict:
+    """The inputs both samplers share, in the order both declare them."""
+    return {
+        "model": ("MGLD_DIFFUSION", {"tooltip": "From the MGLD diffusion model loader."}),
+        "frames": ("IMAGE", {"tooltip": "The LR video frames."}),
+        "flow": ("MGLD_FLOW", {"tooltip": "From the MGLD flow + occlusion node, computed on the same frames."}),
+        "steps": ("INT", {"default": 50, "min": 1, "max": 1000,
+                          "tooltip": "DDPM steps (respaced from 1000). The paper uses 50."}),
+        "guidance_strength": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 100.0, "step": 0.5,
+                                        "tooltip": guidance_tooltip}),
+    }
+
+
+def _check_flow(frames: torch.Tensor, flow) -> None:
+    if flow.num_frames != frames.shape[0]:
+        raise ValueError(f"the flow was computed on {flow.num_frames} frames but the sampler got {frames.shape[0]}: "
+                         "connect the same frames to the flow node and the sampler")
+    if tuple(frames.shape[1:3]) != flow.plan.lr_size:
+        raise ValueError(f"the flow was computed on {flow.plan.lr_size[0]}x{flow.plan.lr_size[1]} frames but the "
+                         f"sampler got {frames.shape[1]}x{frames.shape[2]}")
 
 
 class MGLDSampler:
-    DESCRIPTION = ("MGLD-VSR sampling: a respaced DDPM with the temporal SD2.1 UNet conditioned on the LR video, with "
-                   "a motion-guidance step after every denoising step. 'default' blends overlapping windows and guides "
-                   "across them; 'official' reproduces the official script (disjoint 5-frame segments).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
+    DESCRIPTION = ("MGLD-VSR sampling (the recommended default mode): a respaced DDPM with the temporal SD2.1 UNet "
+                   "conditioned on the LR video, with a motion-guidance step on the whole clip after every denoising "
+                   "step. Windows and tiles of any size, scene cuts, exactly N frames out for N in. For the official "
+                   "script's numbers use MGLD Sampler (official script).")
+    CATEGORY = SAMPLING
+    RETURN_TYPES = (LATENT_TYPE,)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("Clean latents of every frame (SD2.1 latent space), for the MGLD decoder.",)
+    OUTPUT_TOOLTIPS = (LATENT_TOOLTIP,)
     FUNCTION = "sample"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MGLD_DIFFUSION", {"tooltip": "From the MGLD diffusion model loader."}),
-            "frames": ("IMAGE", {"tooltip": "The LR video frames."}),
-            "flow": ("MGLD_FLOW", {"tooltip": "From the MGLD flow + occlusion node, computed on the same frames."}),
-            "steps": ("INT", {"default": 50, "min": 1, "max": 1000,
-                              "tooltip": "DDPM steps (respaced from 1000). The paper uses 50."}),
-            "guidance_strength": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 100.0, "step": 0.5,
-                                            "tooltip": "Motion guidance strength (official 10). default mode: the same step per "
-                                                       "latent pixel at any resolution and clip length. 0 turns "
-                                                       "guidance off."}),
+            **_common_inputs("Motion guidance strength (official 10): the same step per latent pixel at any "
+                             "resolution and clip length. 0 turns guidance off."),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
                              "tooltip": "Noise seed: the same seed draws the same noise on any device (results "
                                         "can still differ slightly: devices round differently)."}),
             "scale": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 8.0, "step": 0.5,
                                 "tooltip": "Upscale factor (the model is trained for x4). Short LR sides are upsampled "
                                            "to at least 512 px internally and shrunk back."}),
-            "mode": (MODES, {"default": "default", "tooltip": "default: seamless overlapping windows, scene cuts, exact "
-                                                              "frame count. official: the official script's numbers."}),
             "window": ("INT", {"default": 5, "min": 2, "max": 16,
-                               "tooltip": "Frames per temporal window (the model was trained on 5). default mode only."}),
+                               "tooltip": "Frames per temporal window (the model was trained on 5)."}),
             "window_overlap": ("INT", {"default": 0, "min": 0, "max": 15,
                                        "tooltip": "0 (recommended): disjoint windows whose borders move every step, each "
                                                   "frame denoised once per step. >0: fixed windows sharing this many "
-                                                  "frames, blended every step (slower). default mode only."}),
+                                                  "frames, blended every step (slower)."}),
             "tile_size": ("INT", {"default": 64, "min": 8, "max": 256, "step": 8,
-                                  "tooltip": "Latent tile side (x8 pixels); any resolution is covered by Gaussian-blended tiles."}),
+                                  "tooltip": "Latent tile side (x8 pixels); any resolution is covered by tiles."}),
             "tile_overlap": ("INT", {"default": 0, "min": 0, "max": 248, "step": 8,
-                                     "tooltip": "0 (recommended in default mode): disjoint tiles whose borders move every "
-                                                "step, each latent pixel denoised once per step. >0: fixed tiles "
-                                                "overlapping by this much, Gaussian-blended (official: 32; ~3x the work "
-                                                "at 1080p). official mode: 0 means the script's 32."}),
+                                     "tooltip": "0 (recommended): disjoint tiles whose borders move every step, each "
+                                                "latent pixel denoised once per step. >0: fixed tiles overlapping by "
+                                                "this much, Gaussian-blended (the official grid uses 32; ~3x the work "
+                                                "at 1080p)."}),
         }, "optional": {
             "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP}),
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, guidance_strength=None, seed=None, scale=None, mode=None, window=None,
+    def VALIDATE_INPUTS(cls, steps=None, guidance_strength=None, seed=None, scale=None, window=None,
                         window_overlap=None, tile_size=None, tile_overlap=None, memory_budget_gb=None):
-        return comfy_verdict(cls, steps=steps, guidance_strength=guidance_strength, seed=seed, scale=scale, mode=mode,
+        return comfy_verdict(cls, steps=steps, guidance_strength=guidance_strength, seed=seed, scale=scale,
                              window=window, window_overlap=window_overlap, tile_size=tile_size,
                              tile_overlap=tile_overlap, memory_budget_gb=memory_budget_gb)
 
-    def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, mode, window, window_overlap,
+    def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, window, window_overlap,
                tile_size, tile_overlap, memory_budget_gb=0.0):
         frames = image_to_frames(frames)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         check_fits(clip_footprint(frames.shape[0], LRPlan.create(frames.shape[1], frames.shape[2], scale),
                                   window=window).only("latents", "a "), host.compute_device(),
                    f"MGLD Sampler: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]} at x{scale:g}",
                    "sample fewer frames, lower the scale or use smaller frames")
-        if flow.num_frames != frames.shape[0]:
-            raise ValueError(f"the flow was computed on {flow.num_frames} frames but the sampler got {frames.shape[0]}: "
-                             "connect the same frames to the flow node and the sampler")
-        if tuple(frames.shape[1:3]) != flow.plan.lr_size:
-            raise ValueError(f"the flow was computed on {flow.plan.lr_size[0]}x{flow.plan.lr_size[1]} frames but the "
-                             f"sampler got {frames.shape[1]}x{frames.shape[2]}")
+        _check_flow(frames, flow)
         context = model.require_context()
         hooks = host.hooks()
         networks = (model.unet, model.lr_encoder, model.first_stage)
         with torch.no_grad(), on_compute_device(*networks, reserve=lambda: sampling_reserve(networks, frames, scale,
                                                                                             tile_size, window)):
-            if mode == "official":
-                if float(scale) != flow.plan.scale:
-                    raise ValueError(f"official mode upsamples x{flow.plan.scale:g} like the official script; set scale to "
-                                     f"{flow.plan.scale:g} or use the default mode")
-                result = official_sample(frames, flow, **model.networks(), context=context, steps=steps,
-                                         strength=guidance_strength, seed=seed, tile_overlap=tile_overlap or OFFICIAL_TILE_OVERLAP,
-                                         hooks=hooks)
-                samples = torch.cat([seg[0].samples for seg in result.tiles])[: frames.shape[0]].cpu()
-            else:
-                plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
-                options = SamplingOptions(steps=steps, strength=guidance_strength, seed=seed, window=window,
-                                          window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap,
-                                          memory_budget_gb=memory_budget_gb)
-                result = sample_video(frames, flow.motion_for(plan), plan, **model.networks(), context=context,
-                                      options=options, hooks=hooks)
-                result.latents = result.latents.cpu()
-                samples = result.latents
-        return ({"samples": samples, "mgld": result},)
+            plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
+            options = SamplingOptions(steps=steps, strength=guidance_strength, seed=seed, window=window,
+                                      window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap,
+                                      memory_budget_gb=memory_budget_gb)
+            result = sample_video(frames, flow.motion_for(plan), plan, **model.networks(), context=context,
+                                  options=options, hooks=hooks)
+            result.latents = result.latents.cpu()
+        return (result,)
+
+
+class MGLDSamplerOfficial:
+    DESCRIPTION = ("The official MGLD-VSR inference script's sampling, quirks included, to reproduce published numbers: "
+                   "disjoint 5-frame segments (the tail padded by repeating the last frame), x4 with +32 padding, "
+                   "960/750-px image tiles re-seeded per tile, 64-px latent tiles, the released guidance loss. Every "
+                   "widget here is used; window and tile sizes are the script's and cannot be changed.")
+    CATEGORY = SAMPLING
+    RETURN_TYPES = (LATENT_TYPE,)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = (LATENT_TOOLTIP + " The MGLD decoder decodes it the official way (per image tile, 8-bit).",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            **_common_inputs("The script's motion guidance scale (10 by default). 0 turns guidance off."),
+            "seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFF, "control_after_generate": True,
+                             "tooltip": "The script's --seed (42 by default); it re-seeds before every image tile."}),
+            "tile_overlap": ("INT", {"default": OFFICIAL_TILE_OVERLAP, "min": 0, "max": 56, "step": 8,
+                                     "tooltip": "The script's --tile_overlap: overlap of its 64-px latent tiles, "
+                                                "Gaussian-blended (32 by default)."}),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, guidance_strength=None, seed=None, tile_overlap=None):
+        return comfy_verdict(cls, steps=steps, guidance_strength=guidance_strength, seed=seed,
+                             tile_overlap=tile_overlap)
+
+    def sample(self, model, frames, flow, steps, guidance_strength, seed, tile_overlap):
+        frames = image_to_frames(frames)
+        _check_flow(frames, flow)
+        context = model.require_context()
+        networks = (model.unet, model.lr_encoder, model.first_stage)
+        with torch.no_grad(), on_compute_device(*networks):
+            result = official_sample(frames, flow, **model.networks(), context=context, steps=steps,
+                                     strength=guidance_strength, seed=seed, tile_overlap=tile_overlap,
+                                     hooks=host.hooks())
+        for segment in result.tiles:
+            for tile in segment:
+                tile.samples = tile.samples.cpu()
+        return (result,)

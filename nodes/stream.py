@@ -16,31 +16,17 @@ from .. import host
 from ..pipeline import video_io
 from ..pipeline.official import OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_frames
-from .common import CATEGORY, image_to_frames, on_compute_device
-from .decoder import MGLDDecode
+from .common import DECODING, image_to_frames, on_compute_device
+from .decoder import MGLDDecode, latents_of, refuse_official_budget
 from .validation import comfy_verdict
 from .video import CODECS, SUFFIXES, MGLDSaveVideo, _next_output_path
-
-
-def _latents_of(latent, frame_count: int):
-    """The sampler's clip result inside a LATENT, checked against the LR frames it will be decoded with."""
-    result = latent.get("mgld") if isinstance(latent, dict) else None
-    if not isinstance(result, (VideoLatents, OfficialLatents)):
-        raise ValueError("this LATENT does not come from the MGLD sampler (it lacks the clip layout the decoder needs)")
-    if isinstance(result, VideoLatents):
-        count = len(result.latents)
-    else:
-        count = len({index for segment in result.segments for index in segment})
-    if count != frame_count:
-        raise ValueError(f"the latent holds {count} frames but {frame_count} LR frames were given")
-    return result
 
 
 class MGLDDecodeAndSave:
     DESCRIPTION = ("For long videos: decodes MGLD latents with the temporal CFW video VAE (as MGLD Temporal CFW "
                    "Decode) and writes every frame to the video file as soon as it is final (as MGLD Save Video), "
                    "so the upscaled clip is never held in memory. Same file as Decode followed by Save.")
-    CATEGORY = CATEGORY
+    CATEGORY = DECODING
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
     OUTPUT_TOOLTIPS = ("Path of the written file (or folder, for png).",)
@@ -75,7 +61,8 @@ class MGLDDecodeAndSave:
         if unknown:
             raise TypeError(f"MGLDDecodeAndSave got unknown inputs: {', '.join(sorted(unknown))}")
         frames = image_to_frames(frames)
-        result = _latents_of(latent, frames.shape[0])
+        result = latents_of(latent, frames.shape[0])
+        refuse_official_budget(result, options.get("memory_budget_gb", 0.0))
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
         if isinstance(result, VideoLatents) and decode_tile % 64:

@@ -19,8 +19,6 @@ import os
 import tempfile
 from typing import Any, Callable, Optional
 
-#: The official mode's latent tile side (the script's 512-px tiles); its overlap must be smaller.
-OFFICIAL_LATENT_TILE = 64
 
 
 class InputError(ValueError):
@@ -129,8 +127,7 @@ def _int_text(text: str) -> int:
 # Combinations, per node
 
 
-def _sampler(node: str, v: dict) -> None:
-    mode = v.get("mode", "default")
+def _multiples_of_8(node: str, v: dict) -> None:
     tile, overlap = v.get("tile_size"), v.get("tile_overlap")
     if tile is not None and tile % 8:
         raise InputError(node, "tile_size", tile, "is not a multiple of 8 latent pixels",
@@ -138,15 +135,11 @@ def _sampler(node: str, v: dict) -> None:
     if overlap is not None and overlap % 8:
         raise InputError(node, "tile_overlap", overlap, "is not a multiple of 8 latent pixels",
                          f"use {overlap - overlap % 8} or {overlap - overlap % 8 + 8}")
-    if mode == "official":
-        if overlap is not None and overlap >= OFFICIAL_LATENT_TILE:
-            raise InputError(node, "tile_overlap", overlap, f"is not smaller than the official mode's "
-                             f"{OFFICIAL_LATENT_TILE}-px latent tiles", "set 0 (the script's 32) or at most 56")
-        scale = v.get("scale")
-        if scale is not None and scale != 4.0:
-            raise InputError(node, "scale", scale, "official mode upsamples x4 like the official script",
-                             "set scale to 4 or use the default mode")
-        return
+
+
+def _sampler(node: str, v: dict) -> None:
+    _multiples_of_8(node, v)
+    tile, overlap = v.get("tile_size"), v.get("tile_overlap")
     if tile is not None and overlap is not None and overlap >= tile:
         raise InputError(node, "tile_overlap", overlap, f"is not smaller than tile_size = {tile}",
                          f"set 0 (recommended) or at most {tile - 8}")
@@ -154,6 +147,10 @@ def _sampler(node: str, v: dict) -> None:
     if window is not None and window_overlap is not None and window_overlap >= window:
         raise InputError(node, "window_overlap", window_overlap, f"is not smaller than window = {window}",
                          f"set 0 (recommended) or at most {window - 1}")
+
+
+def _official_sampler(node: str, v: dict) -> None:
+    _multiples_of_8(node, v)  # its overlap's range (below the script's 64-px tiles) is the widget's
 
 
 def _decoder(node: str, v: dict) -> None:
@@ -184,6 +181,7 @@ def _saver_and_decoder(node: str, v: dict) -> None:
 
 RULES: dict[str, Callable[[str, dict], None]] = {
     "MGLDSampler": _sampler,
+    "MGLDSamplerOfficial": _official_sampler,
     "MGLDDecode": _decoder,
     "MGLDSaveVideo": _saver,
     "MGLDDecodeAndSave": _saver_and_decoder,

@@ -10,7 +10,7 @@ import torch
 from .. import host
 from ..pipeline import video_io
 from ..pipeline.hooks import ProgressCounter
-from .common import CATEGORY, image_to_frames
+from .common import VIDEO, image_to_frames
 from .validation import comfy_verdict
 
 SAMPLE_CLIP = "sample_lr.mp4"
@@ -22,10 +22,11 @@ SUFFIXES = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv", "p
 
 class MGLDLoadVideo:
     DESCRIPTION = ("Loads an LR video (mp4, mkv, mov, webm, avi, gif, or a folder/glob of images) with its exact frame "
-                   "rate and audio. Only the requested frames are decoded. A variable-frame-rate file is resampled to "
-                   "a constant rate by its timestamps (frames repeated or dropped; the console says so), so the video "
-                   "keeps its length and the audio stays in sync.")
-    CATEGORY = CATEGORY
+                   "rate and audio, or takes a core VIDEO (Load Video, Create Video, ...). Only the requested frames "
+                   "are decoded. A variable-frame-rate file is resampled to a constant rate by its timestamps (frames "
+                   "repeated or dropped; the console says so), so the video keeps its length and the audio stays in "
+                   "sync.")
+    CATEGORY = VIDEO
     RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "INT")
     RETURN_NAMES = ("frames", "fps", "audio", "frame_count")
     OUTPUT_TOOLTIPS = ("The selected frames (RGB).", "Frame rate of the selected frames (source rate / every_nth).",
@@ -44,6 +45,10 @@ class MGLDLoadVideo:
             "force_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001,
                                     "tooltip": "Override the frame rate (0 = keep the file's exact rate; a variable-rate "
                                                "file's is the constant rate it is resampled to at load)."}),
+        }, "optional": {
+            "video_input": ("VIDEO", {"tooltip": "A core VIDEO (from Load Video, Create Video, ...). When connected it "
+                                                 "is used instead of the file above; start_frame, frame_count, every_nth "
+                                                 "and force_fps apply to it as well."}),
         }}
 
     @staticmethod
@@ -69,7 +74,9 @@ class MGLDLoadVideo:
         return comfy_verdict(cls, start_frame=start_frame, frame_count=frame_count, every_nth=every_nth,
                              force_fps=force_fps)
 
-    def load(self, video, start_frame, frame_count, every_nth, force_fps):
+    def load(self, video, start_frame, frame_count, every_nth, force_fps, video_input=None):
+        if video_input is not None:
+            return _load_core_video(video_input, start_frame, frame_count, every_nth, force_fps)
         path = self._resolve(video)
         check_load_fits(video_io.probe_video(path), start_frame, frame_count, every_nth)  # before decoding anything
         clip = video_io.read_video(path, start=start_frame, count=frame_count, every=every_nth, force_fps=force_fps)
@@ -98,6 +105,29 @@ def check_load_fits(info, start: int, count: int, every: int) -> None:
         raise footprint.NotEnoughMemory(
             f"MGLD Load LR Video: {frames} frames of {info.width}x{info.height} need about {need / 1e9:.1f} GB of RAM to "
             f"load, have {have / 1e9:.1f} GB available; load fewer frames (frame_count, every_nth) or a smaller video")
+
+
+def _load_core_video(video, start: int, count: int, every: int, force_fps: float):
+    """The loader's outputs from a core VIDEO: read from its file when it has one (exact rate, only the
+    requested frames decoded), else selected from its frames, with the audio under the selected frames."""
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        clip = video_io.read_video(source, start=start, count=count, every=every, force_fps=force_fps)
+        frames = clip.frames.float() / 255.0
+        return frames, float(clip.fps), video_io.audio_to_comfy(clip.audio), int(frames.shape[0])
+    parts = video.get_components()
+    images, rate = parts.images, video_io.to_fraction(parts.frame_rate)
+    picked = list(range(start, images.shape[0], every))[: count or None]
+    if not picked:
+        raise ValueError(f"start_frame {start} is past the end of the VIDEO input ({images.shape[0]} frames)")
+    frames = images[picked].float()
+    audio = video_io.audio_from_comfy(parts.audio)
+    if audio is not None:  # the audio that plays under the selected frames, as for files
+        first = int(start / rate * audio.sample_rate)
+        last = int((start + len(picked) * every) / rate * audio.sample_rate)
+        audio = video_io.AudioTrack(audio.waveform[:, first:last], audio.sample_rate)
+    fps = video_io.to_fraction(force_fps) if force_fps else rate / every
+    return frames, float(fps), video_io.audio_to_comfy(audio), int(frames.shape[0])
 
 
 def _uint8_frames(images: torch.Tensor):
@@ -144,11 +174,13 @@ def _next_output_path(prefix: str, suffix: str, output_path: str | None = None) 
 
 class MGLDSaveVideo:
     DESCRIPTION = ("Saves frames as a video in ComfyUI's output folder with the exact frame rate and the audio muxed "
-                   "and trimmed to the video. Written to a temporary name and renamed when complete.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("path",)
-    OUTPUT_TOOLTIPS = ("Path of the written file (or folder, for png).",)
+                   "and trimmed to the video. Written to a temporary name and renamed when complete. Any frame size is "
+                   "accepted (4:2:0 formats need even sides: an odd side is padded by one edge pixel).")
+    CATEGORY = VIDEO
+    RETURN_TYPES = ("STRING", "VIDEO")
+    RETURN_NAMES = ("path", "video")
+    OUTPUT_TOOLTIPS = ("Path of the written file (or folder, for png).",
+                       "The saved video as a core VIDEO, for core video nodes (for png: the frames themselves).")
     OUTPUT_NODE = True
     FUNCTION = "save"
 
@@ -184,4 +216,5 @@ class MGLDSaveVideo:
                                        pixel_format=None if pixel_format == "auto" else pixel_format,
                                        on_frame=lambda count: progress.step())
         preview = [{"filename": name, "subfolder": subfolder, "type": "output", "format": f"video/{suffix.lstrip('.')}"}]
-        return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written,)}
+        core = host.video_from_frames(frames, fps, audio) if codec == "png" else host.video_from_file(written)
+        return {"ui": {"images": preview if codec != "png" else [], "animated": (True,)}, "result": (written, core)}

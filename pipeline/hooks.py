@@ -22,7 +22,8 @@ class Interrupted(RuntimeError):
 class Hooks:
     #: ``progress(done, total, what)``: called after every unit of work (a denoising step of a tile/window).
     progress: Optional[Callable[[int, int, str], None]] = None
-    #: ``preview(latents)``: the current latents ``[T,4,h,w]`` of the window being denoised.
+    #: ``preview(x0)``: the clean latents ``[T,4,h,w]`` (0.18215-scaled SD latents) predicted for the
+    #: window just denoised: what the result will look like, not the noisy current state.
     preview: Optional[Callable[[torch.Tensor], None]] = None
     #: ``check_interrupt()``: raises (e.g. :class:`Interrupted`) when the user asked to stop.
     check_interrupt: Optional[Callable[[], None]] = None
@@ -49,14 +50,20 @@ class ProgressCounter:
         if hooks is not None and hooks.progress is not None:
             hooks.progress(0, total, what)  # the stage starts now: its clock (elapsed, rate, ETA) starts here
 
+    @property
+    def wants_preview(self) -> bool:
+        """Whether a preview is shown, so callers compute the predicted clean latents only then."""
+        return self.hooks is not None and self.hooks.preview is not None
+
     def step(self, latents: torch.Tensor | None = None, amount: int = 1) -> None:
+        """Count ``amount`` units done; ``latents`` (predicted clean latents) go to the preview."""
         self.done += amount
         if self.hooks is None:
             return
+        if latents is not None and self.hooks.preview is not None:
+            self.hooks.preview(latents)  # first, so the progress update below carries this step's preview
         if self.hooks.progress is not None:
             self.hooks.progress(self.done, self.total, self.what)
-        if latents is not None and self.hooks.preview is not None:
-            self.hooks.preview(latents)
         self.hooks.interrupt_point()
 
 

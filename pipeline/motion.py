@@ -11,6 +11,7 @@ import dataclasses
 
 import torch
 
+from ..models.placement import compute_device
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
 from .numerics import RAFT_LOADER, check_finite
 
@@ -231,7 +232,7 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     n = frames.shape[0]
     if n < 1:
         raise ValueError("no frames to compute flow for")
-    device, raft_dtype = next(raft.parameters()).device, next(raft.parameters()).dtype
+    device, raft_dtype = compute_device(raft), next(raft.parameters()).dtype
     progress = ProgressCounter(hooks, n, "optical flow")
     # Filled chunk by chunk in host RAM: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size

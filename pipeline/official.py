@@ -14,6 +14,7 @@ from typing import Optional
 
 import torch
 
+from ..models.placement import compute_device
 from .colorfix import adain_color_fix, wavelet_color_fix
 from .frames import LRPlan, fit_to_size, patch_starts, to_uint8
 from .hooks import Hooks, ProgressCounter
@@ -73,7 +74,7 @@ def official_sample(frames: torch.Tensor, flow: ClipFlow, *, unet, lr_encoder, f
         raise ValueError(f"the flow covers {flow.num_frames} frames but {frames.shape[0]} frames were given")
     schedule = respaced_schedule(steps)
     noise = noise if noise is not None else SeededNoise(seed)
-    device = next(unet.parameters()).device
+    device = compute_device(unet)
     segments = official_segments(frames.shape[0], n_frames)
     origins, flow_origins = image_tiles(plan, vqgantile_size, vqgantile_stride)
     pairs = list(zip(origins, flow_origins))
@@ -97,7 +98,8 @@ def official_sample(frames: torch.Tensor, flow: ClipFlow, *, unet, lr_encoder, f
             x_T = q_sample_respace(schedule, init_latent, noise.start(init_latent))
             samples = sample_canvas(unet, lr_encoder, x_T, init_latent, context, schedule, noise.step,
                                     motion=motion.crop(fy, fx, fh, fw), strength=strength, tile=64,
-                                    overlap=tile_overlap, callback=lambda info: progress.step(info.latents))
+                                    overlap=tile_overlap, callback=lambda info: progress.step(info.x0),
+                                    between_tiles=hooks.interrupt_point if hooks is not None else None)
             check_finite(samples, "sampling", next(unet.parameters()).dtype, DIFFUSION_LOADER)
             if trace is not None:
                 trace[f"seg{seg_index}.tile{tile_index}.init_latent"] = init_latent
@@ -111,7 +113,7 @@ def official_decode(latents: OfficialLatents, frames: torch.Tensor, video_vae, *
                     colorfix: str = "adain", hooks: Optional[Hooks] = None, trace: Optional[dict] = None) -> torch.Tensor:
     """CFW-decode, colour-fix and average the image tiles; return ``[N,H',W',3]`` uint8 frames."""
     plan = latents.plan
-    device = next(video_vae.parameters()).device
+    device = compute_device(video_vae)
     count = frames.shape[0]
     out: list[Optional[torch.Tensor]] = [None] * count
     progress = ProgressCounter(hooks, sum(len(t) for t in latents.tiles), "decoding")

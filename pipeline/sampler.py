@@ -14,7 +14,7 @@ import torch
 
 from .guidance import motion_guidance_step
 from .motion import MotionField
-from .schedule import RespacedSchedule, ddpm_step
+from .schedule import RespacedSchedule, ddpm_step, predict_x0
 from .tiling import fitted_tile, gaussian_tile_weights, stitch_shifted, stitch_tiles
 
 
@@ -27,6 +27,7 @@ class StepInfo:
     j: int  # respaced index just applied (total-1 .. 0)
     latents: torch.Tensor
     eps: torch.Tensor
+    x0: torch.Tensor  # the clean latent predicted at this step (what previews show)
 
 
 StepCallback = Callable[[StepInfo], None]
@@ -40,17 +41,21 @@ def model_dtype(module: torch.nn.Module) -> torch.dtype:
 
 def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_model: int, context: torch.Tensor,
                 tile: int = 64, overlap: int = 32, tiles_per_batch: int = 1, weights: torch.Tensor | None = None,
-                num_frames: int | None = None, shift_step: int | None = None) -> torch.Tensor:
+                num_frames: int | None = None, shift_step: int | None = None,
+                between_tiles: Callable[[], None] | None = None) -> torch.Tensor:
     """Noise prediction for ``x [B*T,4,h,w]`` (windows of ``num_frames``) from latent tiles, the LR latent tiled alike.
 
     ``shift_step`` (default mode with no tile overlap) uses the disjoint tiles of that step, whose
-    borders move every step, instead of the fixed Gaussian-blended grid.
+    borders move every step, instead of the fixed Gaussian-blended grid. ``between_tiles()`` runs
+    before each batch of tiles: an interrupt check there stops a run within one tile's UNet pass.
     """
     dtype = model_dtype(unet)
     t = torch.tensor([t_model], device=x.device, dtype=torch.long)
     context = context.to(device=x.device, dtype=dtype)
 
     def predict(origins, tile_h, tile_w):
+        if between_tiles is not None:
+            between_tiles()
         crops = [(slice(None), slice(None), slice(y, y + tile_h), slice(xo, xo + tile_w)) for y, xo in origins]
         noisy = torch.cat([x[c] for c in crops]).to(dtype)
         cond = lr_encoder(torch.cat([lr_latent[c] for c in crops]).to(dtype), t)
@@ -65,7 +70,8 @@ def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_mo
 def sample_canvas(unet, lr_encoder, x_T: torch.Tensor, lr_latent: torch.Tensor, context: torch.Tensor,
                   schedule: RespacedSchedule, noise: StepNoise, *, motion: Optional[MotionField] = None,
                   strength: float = 10.0, tile: int = 64, overlap: int = 32, tiles_per_batch: int = 1,
-                  callback: Optional[StepCallback] = None) -> torch.Tensor:
+                  callback: Optional[StepCallback] = None,
+                  between_tiles: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """Denoise one window ``x_T [T,4,h,w]`` (T frames of one video) to its clean latent.
 
     ``motion`` covers the same T frames (``None`` or ``strength == 0``: no guidance). Noise is drawn
@@ -80,10 +86,11 @@ def sample_canvas(unet, lr_encoder, x_T: torch.Tensor, lr_latent: torch.Tensor, 
     total = schedule.steps
     for step, j in enumerate(reversed(range(total))):
         eps = predict_eps(unet, lr_encoder, x, lr_latent, schedule.model_timestep(j), context, tile, overlap,
-                          tiles_per_batch, weights)
+                          tiles_per_batch, weights, between_tiles=between_tiles)
+        x0 = predict_x0(schedule, j, x, eps) if callback is not None else None
         x = ddpm_step(schedule, j, x, eps, noise(j, x))
         if guided:
             x = motion_guidance_step(x, schedule, j, *batched, strength=strength)
         if callback is not None:
-            callback(StepInfo(step, total, j, x, eps))
+            callback(StepInfo(step, total, j, x, eps, x0))
     return x

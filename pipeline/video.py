@@ -24,6 +24,7 @@ from typing import Iterator, Optional
 
 import torch
 
+from ..models.placement import compute_device
 from .budget import fit_decode, fit_sampling
 from .frames import LRPlan
 from .guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
@@ -33,7 +34,7 @@ from .numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
 from .oom import is_out_of_memory, release_cached_memory, smaller_tile
 from .official import LATENT_SCALE, color_fix
 from .sampler import predict_eps
-from .schedule import ddpm_step, q_sample_respace, respaced_schedule
+from .schedule import ddpm_step, predict_x0, q_sample_respace, respaced_schedule
 from .windows import Window, plan_windows, shifted_windows
 
 
@@ -108,7 +109,7 @@ def encode_lr_latents(first_stage, frames: torch.Tensor, plan: LRPlan, generator
     By default as many frames as fit in about one megapixel (one frame at 1080p): the encoder's
     activations at full output resolution are the largest of the whole pipeline.
     """
-    device = next(first_stage.parameters()).device
+    device = compute_device(first_stage)
     dtype = next(first_stage.parameters()).dtype
     h, w = plan.latent_size
     if chunk is None:
@@ -145,7 +146,7 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
             f"per VAE encode, estimated peak {fit.peak_bytes / 1e9:.2f} GB")
     schedule = respaced_schedule(options.steps)
     generator = torch.Generator().manual_seed(int(options.seed))
-    device = next(unet.parameters()).device
+    device = compute_device(unet)
     motion = motion.to(STATE_DEVICE)
     lr_latent = encode_lr_latents(first_stage, frames, plan, generator, encode_chunk)
     x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator))
@@ -179,20 +180,24 @@ def _step_eps(unet, lr_encoder, x, lr_latent, context, schedule, step: int, j: i
 
     ``x`` and ``lr_latent`` stay where they are (host RAM); each window's slices go to the UNet's device.
     """
-    device = next(unet.parameters()).device
+    device = compute_device(unet)
     t_model = schedule.model_timestep(j)
     eps_sum = torch.zeros_like(x)
     weight_sum = torch.zeros(x.shape[0], device=x.device)
     tile_overlap = tile_overlap_at(step, schedule.steps, options)
     for window in windows:
         index = torch.tensor(window.frames, device=x.device)
-        eps = predict_eps(unet, lr_encoder, x[index].to(device), lr_latent[index].to(device), t_model, context,
+        x_window = x[index].to(device)
+        eps = predict_eps(unet, lr_encoder, x_window, lr_latent[index].to(device), t_model, context,
                           options.tile, tile_overlap or 0, options.tiles_per_batch, num_frames=len(window.frames),
-                          shift_step=step if tile_overlap is None else None).to(x.device)
+                          shift_step=step if tile_overlap is None else None,
+                          between_tiles=progress.hooks.interrupt_point if progress.hooks is not None else None)
+        x0 = predict_x0(schedule, j, x_window, eps) if progress.wants_preview else None
+        eps = eps.to(x.device)
         frame_weights = torch.tensor(window.weights, device=x.device)
         eps_sum.index_add_(0, index, eps * frame_weights.view(-1, 1, 1, 1))
         weight_sum.index_add_(0, index, frame_weights)
-        progress.step(x[index])
+        progress.step(x0)
     return eps_sum / weight_sum.view(-1, 1, 1, 1)
 
 
@@ -256,12 +261,13 @@ def feather(length: int, ramp: int, start_edge: bool, end_edge: bool) -> torch.T
     return w
 
 
-def decode_window(video_vae, z: torch.Tensor, lr: torch.Tensor, dec_w: float, tile: int = 0, overlap: int = 8) -> torch.Tensor:
+def decode_window(video_vae, z: torch.Tensor, lr: torch.Tensor, dec_w: float, tile: int = 0, overlap: int = 8,
+                  between_tiles=None) -> torch.Tensor:
     """CFW-decode one temporal window ``z [T,4,h,w]`` against its LR frames ``lr [T,3,8h,8w]``.
 
     ``tile`` (latent pixels, 0 = whole frame) splits the frame into spatial tiles that keep the whole
     temporal window, each decoded with the encoder features of its own LR area and feather-blended,
-    so memory is bounded at any resolution.
+    so memory is bounded at any resolution. ``between_tiles()`` runs before each tile (interrupt check).
     """
     h, w = z.shape[-2:]
     if tile <= 0 or (tile >= h and tile >= w):
@@ -275,6 +281,8 @@ def decode_window(video_vae, z: torch.Tensor, lr: torch.Tensor, dec_w: float, ti
     ys, xs = tile_origins(h, th, min(overlap, th - 1)), tile_origins(w, tw, min(overlap, tw - 1))
     for y in ys:
         for x in xs:
+            if between_tiles is not None:
+                between_tiles()
             _, features = video_vae.encode(lr[..., 8 * y:8 * (y + th), 8 * x:8 * (x + tw)])
             part = video_vae.decode(z[..., y:y + th, x:x + tw] / LATENT_SCALE, features, dec_w).float()
             weight = torch.outer(feather(8 * th, 8 * overlap, y == 0, y + th == h),
@@ -307,7 +315,7 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
         raise ValueError(f"memory budget must be >= 0 GB (0 = no cap), got {memory_budget_gb}")
     if memory_budget_gb > 0:
         tile, _ = fit_decode(video_vae, plan, tile, memory_budget_gb)
-    device = next(video_vae.parameters()).device
+    device = compute_device(video_vae)
     dtype = next(video_vae.parameters()).dtype
     window = video_vae.num_frames
     windows = plan_windows(n, window, min(overlap, window - 1), latents.cuts)
@@ -318,7 +326,8 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
         lr = plan.prepare(frames[list(win.frames)], device).to(dtype)
         while True:
             try:
-                decoded = decode_window(video_vae, z[list(win.frames)].to(device, dtype), lr, dec_w, tile)
+                decoded = decode_window(video_vae, z[list(win.frames)].to(device, dtype), lr, dec_w, tile,
+                                        between_tiles=hooks.interrupt_point if hooks is not None else None)
                 break
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
                 if not is_out_of_memory(exc):

@@ -66,8 +66,7 @@ class LocatingUNet(torch.nn.Module):
 def test_node_defaults_denoise_every_pixel_once_per_step_with_moving_borders(tiny_models, monkeypatch):
     frames = _moving_clip(FRAMES, LR)
     sampler_settings = _defaults(MGLDSampler)
-    assert (sampler_settings["mode"], sampler_settings["window_overlap"], sampler_settings["tile_overlap"]) == \
-        ("default", 0, 0)
+    assert (sampler_settings["window_overlap"], sampler_settings["tile_overlap"]) == (0, 0)  # the shifted scheme
     sampler_settings.update(steps=STEPS, tile_size=TILE)  # the rest as the node ships them
 
     calls, plans = [], []

@@ -158,3 +158,133 @@ def test_progress_on_a_terminal_is_one_bar_per_stage():
     finals = [line.split("\r")[-1] for line in text.split("\n")]
     assert finals[0].startswith("optical flow: 100%") and "3/3 [" in finals[0]
     assert finals[1].startswith("sampling: 100%") and "4/4 [" in finals[1] and "it/s]" in finals[1]
+
+
+# ------------------------------------------------------------------------ ComfyUI's model management
+
+@pytest.fixture
+def fake_manager(fake_comfy, monkeypatch):
+    """Stand-ins for ComfyUI's ModelPatcher and load_models_gpu, recording what they are asked."""
+    mp = types.ModuleType("comfy.model_patcher")
+    calls = []
+
+    class ModelPatcher:
+        def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+            self.model, self.load_device, self.offload_device = model, load_device, offload_device
+            model.device = offload_device  # as ComfyUI's does
+
+    def load_models_gpu(models, memory_required=0, **_):
+        calls.append((list(models), memory_required))
+        for patcher in models:
+            patcher.model.device = patcher.load_device  # ComfyUI records where the model now computes
+
+    mp.ModelPatcher = ModelPatcher
+    fake_comfy.mm.load_models_gpu = load_models_gpu
+    monkeypatch.setitem(sys.modules, "comfy.model_patcher", mp)
+    sys.modules["comfy"].model_patcher = mp
+    return calls
+
+
+def test_stages_load_networks_through_comfyuis_model_manager(fake_manager, fake_comfy):
+    from mgld_vsr.models.placement import compute_device
+    from mgld_vsr.nodes.common import on_compute_device
+
+    fake_comfy.mm.get_torch_device = lambda: torch.device("cuda")  # never used for compute here
+    unet, vae = torch.nn.Linear(4, 4), torch.nn.Conv2d(3, 3, 1)
+    weights = sum(t.numel() * t.element_size() for m in (unet, vae) for t in m.parameters())
+    assert host.manages_models()
+    with on_compute_device(unet, vae, reserve=lambda: weights + 12345) as device:
+        assert device == torch.device("cuda")
+        assert compute_device(unet) == torch.device("cuda")  # where the pipeline sends this stage's tensors
+        assert unet.weight.device.type == "cpu"  # moved by ComfyUI (here: the stand-in), never by hand
+    (patchers, memory_required), = fake_manager
+    assert [p.model for p in patchers] == [unet, vae] and memory_required == 12345  # activations beyond the weights
+    with on_compute_device(unet):
+        pass
+    assert fake_manager[1][0][0] is patchers[0]  # one patcher per network: ComfyUI sees the same model again
+
+
+def test_partial_loads_stream_the_layers_left_in_ram(fake_manager, fake_comfy):
+    """The patcher's network streams layers ComfyUI left behind (here every layer: computed on 'meta')."""
+    fake_comfy.mm.get_torch_device = lambda: torch.device("meta")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    host.load_models([net])
+    out = net(torch.ones(1, 4, device="meta"))  # weights on the CPU, compute on 'meta': each layer streamed
+    assert out.device.type == "meta" and net[0].weight.device.type == "cpu"
+
+
+def test_previews_show_the_predicted_clean_latents_with_comfyuis_previewer(fake_comfy, monkeypatch):
+    lp, formats = types.ModuleType("latent_preview"), types.ModuleType("comfy.latent_formats")
+    shown = []
+
+    class Previewer:
+        def decode_latent_to_preview_image(self, preview_format, x0):
+            shown.append(x0)
+            return (preview_format, "image", 512)
+
+    lp.get_previewer = lambda device, latent_format: Previewer() if latent_format.name == "SD15" else None
+    formats.SD15 = lambda: types.SimpleNamespace(name="SD15")
+    monkeypatch.setitem(sys.modules, "latent_preview", lp)
+    monkeypatch.setitem(sys.modules, "comfy.latent_formats", formats)
+    sys.modules["comfy"].latent_formats = formats
+    hooks = host.hooks()
+    x0 = torch.randn(5, 4, 8, 8)
+    ProgressCounter(hooks, 2, "sampling").step(x0)
+    assert torch.equal(shown[0], x0[:1])  # the window's first frame
+    assert fake_comfy.updates == [(1, 2, True)]  # carried by this step's own update, not the next one
+    lp.get_previewer = lambda device, latent_format: None  # the user's preview method: none
+    assert host.hooks().preview is None
+
+
+def test_pack_errors_show_by_class_name_inside_comfyui(fake_comfy):
+    from mgld_vsr.models.checkpoint import CheckpointError
+
+    class Node:
+        FUNCTION = "run"
+
+        def run(self, kind):
+            raise kind("mgldvsr_unet.ckpt: no UNet weights in this file")
+
+    host.show_errors_by_class_name({"Node": Node})
+
+    def comfyui_name(kind):  # execution.full_type_name
+        return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+    with pytest.raises(CheckpointError) as caught:
+        Node().run(CheckpointError)
+    assert comfyui_name(type(caught.value)) == "CheckpointError"
+    assert str(caught.value) == "mgldvsr_unet.ckpt: no UNet weights in this file"
+    assert caught.traceback[-1].name == "run"  # the traceback still ends where it was raised
+    with pytest.raises(ValueError) as caught:
+        Node().run(ValueError)
+    assert type(caught.value) is ValueError
+
+
+def test_core_video_in_and_out(fake_comfy, monkeypatch, tmp_path):
+    """The saver's VIDEO is ComfyUI's VideoFromFile in the host; the loader reads a core VIDEO's frames."""
+    from fractions import Fraction
+
+    import mgld_vsr
+    from mgld_vsr.pipeline import video_io
+
+    impl = types.ModuleType("comfy_api.input_impl")
+    impl.VideoFromFile = lambda path: ("VideoFromFile", path)
+    monkeypatch.setitem(sys.modules, "comfy_api", types.ModuleType("comfy_api"))
+    monkeypatch.setitem(sys.modules, "comfy_api.input_impl", impl)
+    assert host.video_from_file("/out/x.mp4") == ("VideoFromFile", "/out/x.mp4")
+
+    loader = mgld_vsr.NODE_CLASS_MAPPINGS["MGLDLoadVideo"]()
+    images = torch.arange(10).float().view(10, 1, 1, 1).expand(10, 4, 6, 3) / 10  # frame i is all i/10
+    audio = {"waveform": torch.arange(10 * 4800).float().view(1, 1, -1), "sample_rate": 48000}  # 0.1 s a frame
+    core = video_io.FrameVideo(images, Fraction(10), audio)
+    frames, fps, out_audio, count = loader.load("ignored.mp4", 2, 3, 2, 0.0, video_input=core)
+    assert count == 3 and fps == 5.0 and frames.shape == (3, 4, 6, 3)
+    assert torch.allclose(frames[:, 0, 0, 0], torch.tensor([0.2, 0.4, 0.6]))
+    waveform = out_audio["waveform"][0, 0]
+    assert waveform[0] == 2 * 4800 and waveform.numel() == 3 * 2 * 4800  # the audio under frames 2..7
+    with pytest.raises(ValueError, match="past the end"):
+        loader.load("ignored.mp4", 12, 0, 1, 0.0, video_input=core)
+    path = tmp_path / "clip.mkv"
+    video_io.write_video(path, (images * 255).round().to(torch.uint8), Fraction(10), codec="ffv1")
+    frames, fps, _, count = loader.load("ignored.mp4", 1, 2, 1, 0.0, video_input=video_io.FileVideo(str(path)))
+    assert count == 2 and fps == 10.0 and abs(float(frames[0, 0, 0, 0]) - 0.1) < 0.01  # read from its file

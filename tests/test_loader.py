@@ -142,3 +142,16 @@ def test_training_only_keys_are_ignored(release, tmp_path):
     path = tmp_path / "video_vae_cfw.ckpt"
     torch.save(ckpt, path)
     load_component(path, "video_vae")
+
+
+def test_architecture_error_points_at_the_yaml_beside_the_checkpoint(release, tmp_path):
+    """Without its YAML the tiny checkpoint's head width cannot be inferred: the error says what fixes it."""
+    import shutil
+
+    bare = tmp_path / "custom_unet.ckpt"
+    shutil.copyfile(release / "mgldvsr_unet.ckpt", bare)
+    with pytest.raises(CheckpointError, match=r"do not fit its architecture.*an official-format YAML beside it, "
+                                              r"same name \.yaml \(custom_unet\.yaml"):
+        load_components(bare, ["unet"])
+    shutil.copyfile(release / "mgldvsr_unet.yaml", tmp_path / "custom_unet.yaml")
+    assert load_components(bare, ["unet"])["unet"] is not None  # the hint is right: the YAML fixes it

@@ -15,7 +15,7 @@ from mgld_vsr import headless
 from mgld_vsr.pipeline import video_io
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
-WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 sys.path.insert(0, str(REPO_ROOT / "workflows"))
 from build_workflows import CORE_NODES  # noqa: E402
 
@@ -41,11 +41,38 @@ def _dominant_hz(audio: dict) -> float:
 
 def test_every_node_is_documented():
     for name, cls in NODES.items():
-        assert cls.DESCRIPTION and cls.CATEGORY == "MGLD-VSR", name
+        assert cls.DESCRIPTION and cls.CATEGORY.startswith("MGLD-VSR/"), name
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), name
         for input_name, kind, options, _ in headless.input_specs(cls):
             assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
     assert all(name.startswith("MGLD") for name in NODES)
+
+
+def test_every_node_has_a_help_page():
+    """ComfyUI's help panel asks WEB_DIRECTORY/docs/<NodeName>.md: one page per node naming every input and output."""
+    docs = REPO_ROOT / mgld_vsr.WEB_DIRECTORY / "docs"
+    assert sorted(p.stem for p in docs.glob("*.md")) == sorted(NODES)
+    for name, cls in NODES.items():
+        page = (docs / f"{name}.md").read_text()
+        assert page.startswith(f"# {mgld_vsr.NODE_DISPLAY_NAME_MAPPINGS[name]}\n"), name
+        assert "## When it fails" in page, name
+        for input_name, *_ in headless.input_specs(cls):
+            assert f"`{input_name}`" in page, f"{name}.md does not explain {input_name}"
+        for output_name in cls.RETURN_NAMES:
+            assert f"`{output_name}`" in page, f"{name}.md does not explain the output {output_name}"
+
+
+def test_templates_come_from_example_workflows_only_with_thumbnails():
+    """ComfyUI lists every *.json of these folders of a pack in its template browser: one copy only."""
+    for folder in ("workflows", "workflow", "examples", "example"):
+        assert not list((REPO_ROOT / folder).glob("*.json")), f"{folder}/ would list templates a second time"
+    names = [p.stem for p in WORKFLOWS]
+    assert names
+    from PIL import Image
+
+    for name in names:
+        with Image.open(REPO_ROOT / "example_workflows" / f"{name}.jpg") as thumbnail:
+            assert thumbnail.format == "JPEG" and min(thumbnail.size) >= 128, name
 
 
 def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
@@ -58,12 +85,15 @@ def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
     assert abs(_dominant_hz(audio) - 1000) < 10
     flow, flow_preview, occlusion_preview = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
     assert flow.num_frames == 4 and flow_preview.shape[0] == 3 and occlusion_preview.shape[-1] == 3
-    latent, = NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 0, 4.0, "default", 5, 2, 64, 32)
-    assert latent["samples"].shape[0] == 4
+    latent, = NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 0, 4.0, 5, 2, 64, 32)
+    assert latent.latents.shape[0] == 4
     images, = NODES["MGLDDecode"]().decode(vae, latent, frames, 1.0, "adain")
     assert images.shape == (4, 128, 128, 3)
-    error, plot = NODES["MGLDWarpingError"]().measure(images, flow, images.flip(0))
+    measured = NODES["MGLDWarpingError"]().measure(images, flow, images.flip(0), "guided", "reversed")
+    error, plot, text = measured["result"]
     assert plot.shape == (1, 256, 512, 3)
+    assert measured["ui"]["text"] == [text] and text.splitlines()[1].startswith("guided")
+    assert text.splitlines()[2].startswith("reversed")
     from mgld_vsr.pipeline.metrics import warping_errors
 
     per_pair = warping_errors(images, flow) * 1000
@@ -74,7 +104,8 @@ def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
     else:
         assert math.isnan(error)
     result = NODES["MGLDSaveVideo"]().save(images, fps, "MGLD/test", "h264", 19, "auto", audio)
-    path = result["result"][0]
+    path, core_video = result["result"]
+    assert core_video.get_stream_source() == path  # the saved file as a VIDEO (ComfyUI's VideoFromFile in the host)
     assert result["ui"]["images"][0]["filename"] == os.path.basename(path)
     back = video_io.read_video(path)
     assert back.frames.shape == (4, 128, 128, 3) and back.fps == Fraction(24000, 1001)
@@ -82,11 +113,9 @@ def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
     assert not [f for f in os.listdir(os.path.dirname(path)) if "partial" in f]
 
     with pytest.raises(ValueError, match="flow was computed on 4 frames"):
-        NODES["MGLDSampler"]().sample(diffusion, frames[:3], flow, 2, 10.0, 0, 4.0, "default", 5, 2, 64, 32)
-    with pytest.raises(ValueError, match="does not come from the MGLD sampler"):
-        NODES["MGLDDecode"]().decode(vae, {"samples": latent["samples"]}, frames, 1.0, "adain")
-    with pytest.raises(ValueError, match="official mode upsamples x4"):
-        NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 0, 2.0, "official", 5, 2, 64, 32)
+        NODES["MGLDSampler"]().sample(diffusion, frames[:3], flow, 2, 10.0, 0, 4.0, 5, 2, 64, 32)
+    with pytest.raises(ValueError, match="must come from an MGLD sampler"):
+        NODES["MGLDDecode"]().decode(vae, {"samples": latent.latents}, frames, 1.0, "adain")
 
 
 def test_grayscale_and_alpha_frames_are_accepted():
@@ -115,7 +144,6 @@ def test_frames_from_an_image_are_not_copied_unless_they_need_clamping():
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
 def test_workflow_matches_node_definitions(path):
     data = json.loads(path.read_text())
-    assert (REPO_ROOT / "example_workflows" / path.name).read_text() == path.read_text()
     nodes = {n["id"]: n for n in data["nodes"]}
     output_types = {}
     for node in data["nodes"]:
@@ -155,7 +183,7 @@ def test_workflow_matches_node_definitions(path):
 
 
 def test_headless_runner_caches_like_comfyui(models_dir, clip):
-    workflow = headless.load_workflow(str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json"))
+    workflow = headless.load_workflow(str(REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"))
     api = headless.to_api(workflow, NODES)
     next(n for n in api.values() if n["class_type"] == "MGLDLoadVideo")["inputs"]["video"] = str(clip)
     headless.apply_overrides(api, NODES, ["MGLDSampler.steps=2"])
@@ -173,7 +201,7 @@ def test_headless_runner_caches_like_comfyui(models_dir, clip):
 
 
 def test_runner_says_which_weights_are_missing(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "run_workflow.py"), str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json"),
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "run_workflow.py"), str(REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"),
                           "--models", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2
     for name in ("mgldvsr_unet.ckpt", "video_vae_cfw.ckpt", "raft-things.pth", str(tmp_path)):
@@ -181,11 +209,11 @@ def test_runner_says_which_weights_are_missing(tmp_path):
 
 
 def test_runner_rejects_bad_overrides():
-    api = headless.to_api(headless.load_workflow(str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json")), NODES)
+    api = headless.to_api(headless.load_workflow(str(REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json")), NODES)
     with pytest.raises(headless.WorkflowError, match="no input 'strength'"):
         headless.apply_overrides(api, NODES, ["MGLDSampler.strength=3"])
     with pytest.raises(headless.WorkflowError, match="choose one of"):
-        headless.apply_overrides(api, NODES, ["MGLDSampler.mode=fast"])
+        headless.apply_overrides(api, NODES, ["MGLDDecode.color_fix=vivid"])
     headless.apply_overrides(api, NODES, ["MGLDSampler.steps=5000"])
     with pytest.raises(headless.WorkflowError, match="outside"):
         headless.Runner(NODES).run(api)
@@ -212,14 +240,16 @@ def test_cancel_during_saving_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_official_mode_through_the_nodes(models_dir, clip):
-    """The sampler's official mode feeds the decoder's official path (segments, per-tile decode, 8-bit)."""
+    """The official sampler feeds the decoder's official path (segments, per-tile decode, 8-bit)."""
     diffusion, = NODES["MGLDDiffusionModelLoader"]().load("mgldvsr_unet.ckpt", "fp32")
     vae, = NODES["MGLDVideoVAELoader"]().load("video_vae_cfw.ckpt", "fp32")
     raft, = NODES["MGLDRAFTLoader"]().load("raft-things.pth")
     frames, fps, audio, count = NODES["MGLDLoadVideo"]().load(str(clip), 0, 3, 1, 0.0)
     flow, _, _ = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
-    latent, = NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 42, 4.0, "official", 5, 2, 64, 32)
-    assert latent["samples"].shape[0] == 3
+    latent, = NODES["MGLDSamplerOfficial"]().sample(diffusion, frames, flow, 2, 10.0, 42, 32)
+    assert [len(segment) for segment in latent.segments] == [5]  # 3 frames padded to one 5-frame segment
     images, = NODES["MGLDDecode"]().decode(vae, latent, frames, 0.5, "adain")
     assert images.shape == (3, 128, 128, 3)
     assert torch.equal(images, (images * 255).round() / 255)  # official output is 8-bit
+    with pytest.raises(ValueError, match="no memory cap; set it to 0"):
+        NODES["MGLDDecode"]().decode(vae, latent, frames, 0.5, "adain", 768, 2.0)

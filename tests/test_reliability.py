@@ -32,7 +32,7 @@ import run_workflow  # noqa: E402
 sys.path.remove(str(REPO_ROOT))
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
-BASIC = REPO_ROOT / "workflows" / "mgld_vsr_basic.json"
+BASIC = REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"
 FAST = 5.0  # seconds: the bound for everything refused before work (checked loosely: the machine may be loaded)
 
 
@@ -249,17 +249,13 @@ VALUES = {
     "tile 12": (["--set", "MGLDSampler.tile_size=12"], "tile_size = 12: is not a multiple of 8"),
     "tile overlap = tile": (["--set", "MGLDSampler.tile_overlap=64"], "tile_overlap = 64: is not smaller than tile_size"),
     "window overlap = window": (["--set", "MGLDSampler.window_overlap=5"], "window_overlap = 5: is not smaller than window"),
-    "official overlap >= its tile": (["--set", "MGLDSampler.mode=official", "--set", "MGLDSampler.tile_overlap=64"],
-                                     "official mode's 64-px latent tiles"),
-    "official mode at x2": (["--set", "MGLDSampler.mode=official", "--set", "MGLDSampler.scale=2"],
-                            "official mode upsamples x4"),
     "decode tile 100": (["--set", "MGLDDecode.decode_tile=100"], "decode_tile = 100: is not a multiple of 64"),
     "prefix escaping the output folder": (["--set", "MGLDSaveVideo.filename_prefix=../../../escape"],
                                           "points outside the output folder"),
     "absolute prefix": (["--set", "MGLDSaveVideo.filename_prefix=/tmp/escape"], "points outside the output folder"),
     "prores with 4:2:0": (["--set", "MGLDSaveVideo.codec=prores", "--set", "MGLDSaveVideo.pixel_format=yuv420p"],
                           "cannot be encoded with prores"),
-    "unknown choice": (["--set", "MGLDSampler.mode=fast"], "choose one of"),
+    "unknown choice": (["--set", "MGLDDecode.color_fix=fast"], "choose one of"),
     "--set without =": (["--set", "MGLDSampler.steps"], "expected NODE.WIDGET=VALUE"),
     "--set of a node that is not there": (["--set", "Upscaler.steps=3"], "no nodes match 'Upscaler'"),
     "start past the end": (["--set", "MGLDLoadVideo.start_frame=50"], "start_frame = 50: the video has 3 frames"),

@@ -35,11 +35,11 @@ def video_vae(golden_dir):
 
 @pytest.fixture(scope="module")
 def inputs():
-    """LR frames 16x16 (IMAGE), their LATENT on an 8x8 grid (64x64 output) and 1 s of a 1 kHz tone."""
+    """LR frames 16x16 (IMAGE), their MGLD_LATENT on an 8x8 grid (64x64 output) and 1 s of a 1 kHz tone."""
     g = torch.Generator().manual_seed(3)
     plan = LRPlan.create(16, 16, 4.0, min_short_side=64)
     latents = torch.randn(FRAMES, 4, *plan.latent_size, generator=g)
-    latent = {"samples": latents, "mgld": VideoLatents(latents, plan, torch.zeros(FRAMES - 1, dtype=torch.bool))}
+    latent = VideoLatents(latents, plan, torch.zeros(FRAMES - 1, dtype=torch.bool))
     frames = torch.rand(FRAMES, 16, 16, 3, generator=g)
     t = torch.arange(48000) / 48000
     audio = {"waveform": (0.5 * torch.sin(2 * math.pi * 1000 * t)).view(1, 1, -1), "sample_rate": 48000}
@@ -129,8 +129,8 @@ def test_cancel_mid_way_leaves_nothing_under_the_final_name(video_vae, inputs, o
 def test_rejects_latents_of_other_clips(video_vae, inputs, output_home):
     latent, frames, audio = inputs
     node = NODES["MGLDDecodeAndSave"]()
-    with pytest.raises(ValueError, match="does not come from the MGLD sampler"):
-        node.decode_and_save(video_vae, {"samples": latent["samples"]}, frames, 1.0, "adain", 768, FPS, "MGLD/x",
+    with pytest.raises(ValueError, match="must come from an MGLD sampler"):
+        node.decode_and_save(video_vae, {"samples": latent.latents}, frames, 1.0, "adain", 768, FPS, "MGLD/x",
                              "h264", 19, "auto")
     with pytest.raises(ValueError, match=f"holds {FRAMES} frames but 3"):
         node.decode_and_save(video_vae, latent, frames[:3], 1.0, "adain", 768, FPS, "MGLD/x", "h264", 19, "auto")
@@ -159,7 +159,7 @@ def test_save_converts_frame_by_frame_exactly(output_home):
 
 
 def _api(name):
-    return headless.to_api(headless.load_workflow(str(REPO_ROOT / "workflows" / name)), NODES)
+    return headless.to_api(headless.load_workflow(str(REPO_ROOT / "example_workflows" / name)), NODES)
 
 
 def test_runner_streams_the_basic_workflow_like_the_long_video_workflow():
@@ -185,6 +185,16 @@ def test_runner_keeps_decoded_frames_that_other_nodes_use():
     assert api["7"]["class_type"] == "MGLDDecode" and api["8"]["class_type"] == "MGLDSaveVideo"
 
 
+def test_runner_keeps_the_saver_whose_video_output_is_used():
+    """The merged node returns the path only: a saver whose VIDEO feeds another node is not merged."""
+    api = _api("mgld_vsr_basic.json")
+    api["99"] = {"class_type": "MGLDLoadVideo", "title": "reload",
+                 "inputs": {"video": "x.mp4", "start_frame": 0, "frame_count": 0, "every_nth": 1, "force_fps": 0.0,
+                            "video_input": ["8", 1]}}
+    assert headless.stream_to_file(api, NODES) == []
+    assert api["8"]["class_type"] == "MGLDSaveVideo"
+
+
 def test_run_workflow_streams_unless_told_not_to(tmp_path, monkeypatch):
     """The command line hands the runner the merged graph, with the saver pointed at --output (it writes there itself)."""
     import sys
@@ -206,7 +216,7 @@ def test_run_workflow_streams_unless_told_not_to(tmp_path, monkeypatch):
 
     monkeypatch.setattr(headless.Runner, "run", run)
     monkeypatch.setattr(headless, "missing_weights", lambda api: [])
-    basic = str(REPO_ROOT / "workflows" / "mgld_vsr_basic.json")
+    basic = str(REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json")
     assert run_workflow.main([basic, "--output", str(tmp_path / "streamed.mp4")]) == 0
     assert "MGLDDecodeAndSave" in graphs[0] and "MGLDDecode" not in graphs[0] and "MGLDSaveVideo" not in graphs[0]
     assert run_workflow.main([basic, "--output", str(tmp_path / "two_nodes.mp4"), "--no-stream"]) == 0

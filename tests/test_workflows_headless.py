@@ -27,7 +27,7 @@ from build_workflows import CORE_NODES as CORE_SPECS  # noqa: E402
 
 sys.path.remove(str(REPO_ROOT / "workflows"))
 
-WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 #: 4 frames 40-110 ms apart, the last showing for 50 ms: 0.24 s of video, 6 frames at 25 fps.
 TIMES_MS, LAST_MS = [0, 40, 150, 190], 50
 MARKER = 2  # the audio burst starts with this frame
@@ -71,7 +71,7 @@ def _audio_seconds(path):
 def test_basic_workflow_keeps_a_variable_frame_rate_clip_in_sync(models_dir, vfr_clip, tmp_path, capsys, caplog):
     output = tmp_path / "out.mp4"
     with caplog.at_level(logging.WARNING, logger="MGLD-VSR"):
-        result = _run(REPO_ROOT / "workflows" / "mgld_vsr_basic.json", vfr_clip, output)
+        result = _run(REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json", vfr_clip, output)
     console = capsys.readouterr().err
     frame = 1 / result.fps
     # the source's 0.24 s of video, within one frame; its audio (0.4 s in the file) cut to the video, within one frame
@@ -115,7 +115,7 @@ def test_core_stand_ins_have_comfyuis_sockets_and_widgets():
 
 
 def test_input_replaces_every_loader_and_unknown_nodes_are_named():
-    api = headless.to_api(headless.load_workflow(str(REPO_ROOT / "workflows" / "mgld_vsr_advanced.json")),
+    api = headless.to_api(headless.load_workflow(str(REPO_ROOT / "example_workflows" / "mgld_vsr_advanced.json")),
                           mgld_vsr.NODE_CLASS_MAPPINGS)
     assert headless.set_input_video(api, "/clips/a.mp4") == 1
     assert next(n for n in api.values() if n["class_type"] == "LoadVideo")["inputs"]["file"] == "/clips/a.mp4"

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Build the shipped UI-format workflows from the node definitions, so widget order never drifts.
 
-    python workflows/build_workflows.py      # rewrites workflows/*.json and example_workflows/*.json
+    python workflows/build_workflows.py      # rewrites example_workflows/*.json
+
+``example_workflows/`` is the one place workflows live: ComfyUI lists every ``*.json`` of a pack's
+``example_workflows/``, ``workflows/``, ``examples/``, ... folder in its template browser, so a
+second copy here would show each template twice. This folder keeps only the generator.
 """
 import json
 import pathlib
@@ -19,8 +23,6 @@ SAMPLE = "sample_lr.mp4"
 CORE_NODES = {
     "PreviewImage": {"inputs": [("images", "IMAGE", False)], "outputs": [], "widgets": []},
     "LoadVideo": {"inputs": [], "outputs": [("VIDEO", "VIDEO")], "widgets": [SAMPLE, "image"]},
-    "GetVideoComponents": {"inputs": [("video", "VIDEO", False)],
-                           "outputs": [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")], "widgets": []},
     "CreateVideo": {"inputs": [("images", "IMAGE", False), ("fps", "FLOAT", True), ("audio", "AUDIO", False)],
                     "outputs": [("VIDEO", "VIDEO")], "widgets": [30.0]},
     "SaveVideo": {"inputs": [("video", "VIDEO", False)], "outputs": [], "widgets": ["MGLD/advanced", "auto", "auto"]},
@@ -101,31 +103,35 @@ def basic(classes):
     g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
     g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
-    g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)}, size=(320, 220))
+    g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)},
+          size=(320, 440))  # room for the video preview under the widgets
     return g.to_json()
 
 
 def advanced(classes):
+    """Core video nodes in and out, flow previews, and two samplers compared by the warping error."""
     g = Graph(classes)
     g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
     g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
-    g.add(4, "LoadVideo", (40, 470), {0: SAMPLE}, size=(340, 300))
-    g.add(5, "GetVideoComponents", (40, 820), links={"video": (4, 0)}, size=(240, 90))
-    g.add(6, "MGLDFlow", (440, 520), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 120))
-    g.add(7, "PreviewImage", (440, 700), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 260))
-    g.add(8, "PreviewImage", (780, 700), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 260))
+    g.add(4, "LoadVideo", (40, 470), {0: SAMPLE}, title="Load Video (core)", size=(340, 330))
+    g.add(5, "MGLDLoadVideo", (40, 840), {"video": SAMPLE}, links={"video_input": (4, 0)}, size=(340, 250))
+    g.add(6, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 130))
+    g.add(7, "PreviewImage", (440, 740), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 280))
+    g.add(8, "PreviewImage", (780, 740), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 280))
     g.add(9, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
-          title="Sampler: guidance 10 (official strength)", size=(340, 360))
+          title="Sampler: guidance 10 (official strength)", size=(340, 330))
     g.add(10, "MGLDSampler", (800, 40), {"guidance_strength": 0.0}, links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
-          title="Sampler: no guidance", size=(340, 360))
-    g.add(11, "MGLDDecode", (1180, 40), links={"video_vae": (2, 0), "latent": (9, 0), "frames": (5, 0)}, size=(320, 150))
-    g.add(12, "MGLDDecode", (1180, 230), links={"video_vae": (2, 0), "latent": (10, 0), "frames": (5, 0)}, size=(320, 150))
-    g.add(13, "MGLDWarpingError", (1540, 40), links={"frames": (11, 0), "flow": (6, 0), "frames_b": (12, 0)}, size=(300, 110))
-    g.add(14, "PreviewImage", (1540, 200), links={"images": (13, 1)}, title="Warping error (red: guided, blue: unguided)",
-          size=(360, 300))
-    g.add(15, "CreateVideo", (1180, 440), links={"images": (11, 0), "fps": (5, 2), "audio": (5, 1)}, size=(280, 100))
-    g.add(16, "SaveVideo", (1180, 590), links={"video": (15, 0)}, size=(320, 300))
+          title="Sampler: no guidance", size=(340, 330))
+    g.add(11, "MGLDDecode", (1180, 40), links={"video_vae": (2, 0), "latent": (9, 0), "frames": (5, 0)}, size=(320, 190))
+    g.add(12, "MGLDDecode", (1180, 270), links={"video_vae": (2, 0), "latent": (10, 0), "frames": (5, 0)}, size=(320, 190))
+    g.add(13, "MGLDWarpingError", (1540, 40), {"label": "guidance 10", "label_b": "no guidance"},
+          links={"frames": (11, 0), "flow": (6, 0), "frames_b": (12, 0)}, size=(380, 250))
+    g.add(14, "PreviewImage", (1540, 330), links={"images": (13, 1)}, title="Warping error (red: guided, blue: unguided)",
+          size=(380, 300))
+    g.add(15, "CreateVideo", (1180, 500), links={"images": (11, 0), "fps": (5, 1), "audio": (5, 2)},
+          title="Create Video (core)", size=(300, 110))
+    g.add(16, "SaveVideo", (1180, 650), title="Save Video (core)", links={"video": (15, 0)}, size=(320, 330))
     return g.to_json()
 
 
@@ -140,7 +146,7 @@ def long_video(classes):
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
     g.add(7, "MGLDDecodeAndSave", (840, 40), {"filename_prefix": "MGLD/mgld_vsr_long"},
           links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0), "fps": (4, 1), "audio": (4, 2)},
-          size=(340, 330))
+          size=(340, 540))  # room for the video preview under the widgets
     return g.to_json()
 
 
@@ -150,12 +156,11 @@ WORKFLOWS = (("mgld_vsr_basic.json", basic), ("mgld_vsr_advanced.json", advanced
 
 def main():
     pack = load_pack()
+    folder = ROOT / "example_workflows"
+    folder.mkdir(exist_ok=True)
     for name, build in WORKFLOWS:
-        text = json.dumps(build(pack.NODE_CLASS_MAPPINGS), indent=1) + "\n"
-        for folder in (HERE, ROOT / "example_workflows"):
-            folder.mkdir(exist_ok=True)
-            (folder / name).write_text(text)
-            print(folder / name)
+        (folder / name).write_text(json.dumps(build(pack.NODE_CLASS_MAPPINGS), indent=1) + "\n")
+        print(folder / name)
 
 
 if __name__ == "__main__":

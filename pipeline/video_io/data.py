@@ -147,3 +147,45 @@ def to_fraction(fps: Any) -> Fraction:
     if value <= 0:
         raise ValueError(f"frame rate must be positive, got {fps!r}")
     return value
+
+
+# --------------------------------------------------------------------------------------------------
+# The host's VIDEO type, without the host
+
+
+@dataclasses.dataclass
+class VideoParts:
+    """Frames, audio and rate of a video, with the field names of ComfyUI's ``VideoComponents``."""
+
+    images: torch.Tensor  # [N, H, W, 3] float in [0, 1]
+    frame_rate: Fraction
+    audio: Optional[dict] = None  # the host's {"waveform", "sample_rate"} dictionary
+
+
+@dataclasses.dataclass
+class FileVideo:
+    """A saved video file as a VIDEO value when ComfyUI's ``VideoFromFile`` is not available (headless)."""
+
+    path: str
+
+    def get_stream_source(self) -> str:
+        return self.path
+
+    def get_components(self) -> VideoParts:
+        from .host_audio import audio_to_comfy
+        from .reader import read_video
+
+        clip = read_video(self.path)
+        return VideoParts(clip.frames.float() / 255.0, clip.fps, audio_to_comfy(clip.audio))
+
+
+@dataclasses.dataclass
+class FrameVideo:
+    """Frames as a VIDEO value when ComfyUI's ``VideoFromComponents`` is not available (headless)."""
+
+    images: torch.Tensor
+    frame_rate: Fraction
+    audio: Optional[dict] = None
+
+    def get_components(self) -> VideoParts:
+        return VideoParts(self.images, self.frame_rate, self.audio)
