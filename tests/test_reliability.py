@@ -522,8 +522,9 @@ def test_a_video_shorter_than_it_declares_is_reported_with_both_numbers(tmp_path
     assert code == 0, err
     got = video_io.read_video(tmp_path / "result.mp4").frames.shape[0]
     warning = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and f"declares 24 frames but only {got} could be decoded" in warning[0], err
-    assert 0 < got < 24
+    assert len(warning) == 1 and "declares 24 frames but only " in warning[0], err
+    decoded = int(warning[0].split("but only ")[1].split()[0])
+    assert 0 < decoded < 24 and decoded <= got < 24  # frames that do not decode are stood in for by the one before
 
 
 def test_dropped_alpha_is_mentioned_once(tmp_path, capsys, home):

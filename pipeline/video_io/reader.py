@@ -266,6 +266,7 @@ class _Progress:
     slots: int = 0  # output frames seen so far (on the constant-rate grid)
     frames_in_file: Optional[int] = None  # known once the end was reached
     transparent: bool = False  # a decoded frame had pixels that are not opaque (the alpha is dropped)
+    resampled: bool = False  # put on a constant-rate grid: its nominal rate says nothing about its frame count
 
     def note_alpha(self, frame: av.VideoFrame) -> None:
         """Remember whether ``frame`` has transparent pixels, which converting to RGB drops."""
@@ -283,8 +284,9 @@ def _say_what_was_lost(path: str, info: Optional[VideoInfo], progress: _Progress
     if info is not None and total is not None and not info.is_image_sequence:
         if info.frame_count and total < info.frame_count:
             warnings.warn(f"{path} declares {info.frame_count} frames but only {total} could be decoded (the file is "
-                          f"cut short or damaged); continuing with those {total}", RuntimeWarning, stacklevel=3)
-        elif not info.frame_count and info.estimated_frames and total < 0.9 * info.estimated_frames - 1:
+                          f"cut short or damaged); continuing with what was decoded", RuntimeWarning, stacklevel=3)
+        elif (not info.frame_count and not progress.resampled and info.estimated_frames
+              and total < 0.9 * info.estimated_frames - 1):
             warnings.warn(f"{path} lasts {info.duration:.2f} s (about {info.estimated_frames} frames) but only {total} "
                           f"could be decoded (the file is cut short or damaged); continuing with those {total}",
                           RuntimeWarning, stacklevel=3)
@@ -436,8 +438,7 @@ def _read_sequence(path: str, files: list[str], sel: _Selection, progress: _Prog
 
 
 def _empty_result_error(path: str, sel: _Selection, progress: _Progress) -> VideoReadError:
-    # frames decoded from the file (not output frames: a variable-rate file is resampled onto a grid)
-    total = progress.decoded if progress.frames_in_file is not None else None
+    total = progress.frames_in_file  # frames on the grid the selection indexes
     if total:
         return VideoReadError(
             f"start={sel.start} is past the end of {path}: it has {total} frames (valid start: 0..{total - 1})"
@@ -475,6 +476,7 @@ def read_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1, f
             info = _container_info(container, path)
             grid = _constant_rate_grid(path, info.fps)
             rate = grid.rate if grid is not None else info.fps
+            progress.resampled = grid is not None and grid.resampled
             collector = _AudioCollector() if info.has_audio else None
             with _ffmpeg_log() as logs:
                 try:
@@ -538,6 +540,7 @@ def iter_video(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -
             nominal = _stream_fps(container.streams.video[0]) or DEFAULT_SEQUENCE_FPS
             grid = _constant_rate_grid(path, nominal)
             rate = grid.rate if grid is not None else nominal
+            progress.resampled = grid is not None and grid.resampled
             try:
                 for rgb in _decode_container(container, sel, None, progress, grid, rate):
                     yield torch.from_numpy(rgb)
