@@ -4,6 +4,7 @@ Node ids are a public contract (saved workflows refer to them): never rename or 
 """
 from .decoder import MGLDDecode
 from .flow import MGLDFlow
+from .interpolation import MGLDInterpolateFrames
 from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
 from .metrics import MGLDWarpingError
 from .sampler import MGLDSampler
@@ -21,6 +22,7 @@ NODE_CLASS_MAPPINGS = {
     "MGLDSaveVideo": MGLDSaveVideo,
     "MGLDWarpingError": MGLDWarpingError,
     "MGLDDecodeAndSave": MGLDDecodeAndSave,
+    "MGLDInterpolateFrames": MGLDInterpolateFrames,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -34,4 +36,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MGLDSaveVideo": "MGLD Save Video",
     "MGLDWarpingError": "MGLD Warping Error",
     "MGLDDecodeAndSave": "MGLD Decode + Save Video (long videos)",
+    "MGLDInterpolateFrames": "MGLD Interpolate Frames",
 }
