@@ -17,7 +17,7 @@ INTERPOLATION_SETTINGS = {
     "raft_resolution": ("INT", {"default": DEFAULT_RAFT_SHORT_SIDE, "min": 0, "max": 4320, "step": 8,
                                 "tooltip": "Short side (pixels) the frames are shrunk to for RAFT when raft is "
                                            "connected; flows are scaled back up. RAFT's memory grows with the square "
-                                           "of the pixel count (540: about 0.7 GB per pair). 0 = full size."}),
+                                           "of the pixel count (540: 1.1 GiB for a pair; 1080: 16 GiB). 0 = full size."}),
 }
 MOTION_INPUTS = {
     "flow": ("MGLD_FLOW", {"tooltip": "The MGLD Flow + Occlusion output of the LR clip these frames were upscaled from: "

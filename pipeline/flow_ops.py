@@ -75,10 +75,10 @@ def forward_splat(values: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor
     source = source.flatten(2)  # [N, C+2, H*W]
     out = torch.zeros_like(source)
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        share = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
         tx, ty = x0 + dx, y0 + dy
-        share = share * ((tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1))
-        index = (ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)).long().flatten(1)  # [N, H*W]
+        inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)  # False for non-finite targets too
+        share = torch.where(inside, (fx if dx else 1 - fx) * (fy if dy else 1 - fy), 0.0)
+        index = torch.where(inside, ty * w + tx, 0.0).long().flatten(1)  # [N, H*W]
         out.scatter_add_(2, index.unsqueeze(1).expand(n, c + 2, h * w), source * share.flatten(1).unsqueeze(1))
     out = out.view(n, c + 2, h, w)
     return out[:, :c].to(values.dtype), out[:, c:c + 1].to(values.dtype), out[:, c + 1:].to(values.dtype)

@@ -25,9 +25,9 @@ from torch.nn import functional as F
 from .flow_ops import MIN_FLOW_INPUT_SIDE, compute_flows, occlusion_masks, resize_flow
 from .motion import OCCLUSION_ALPHA, OCCLUSION_BETA, ClipFlow, colour_histogram_jumps
 
-#: Short side (pixels) RAFT sees by default when it runs on output frames: about what RAFT was trained on
-#: (FlyingThings3D, Sintel: 368-436 px high), and 1080p frames at half size, where one pair's correlation
-#: volumes take about 0.7 GB (full 1080p: about 10 GB, growing with the square of the pixel count).
+#: Short side (pixels) RAFT sees by default when it runs on output frames: near what RAFT was trained on
+#: (FlyingThings3D, Sintel: 368-436 px high), and 1080p frames at half size, where a pair both ways takes
+#: 1.1 GiB of accelerator memory (full 1080p: 16 GiB; it grows with the square of the pixel count).
 DEFAULT_RAFT_SHORT_SIDE = 540
 #: The flow node's default scene-cut threshold (colour-histogram jump between neighbours).
 DEFAULT_CUT_THRESHOLD = 0.5
