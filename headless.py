@@ -211,33 +211,34 @@ def stream_to_file(api: dict, classes: dict) -> list[str]:
             continue
         save_id, socket, _ = users[0]
         inputs = dict(api[decode_id]["inputs"])
-        interpolation = api[save_id] if api[save_id]["class_type"] == INTERPOLATION_NODE and socket == "frames" else None
-        if interpolation is not None:
-            through = _interpolation_to_saver(api, consumers, save_id)
+        interpolate_id = save_id if api[save_id]["class_type"] == INTERPOLATION_NODE and socket == "frames" else None
+        if interpolate_id is not None:  # decoder -> interpolation -> saver
+            through = _interpolation_to_saver(consumers, interpolate_id)
             if through is None:
                 continue
-            interpolate_id, (save_id, socket) = save_id, through
+            save_id, socket = through
         save = api[save_id]
         if save["class_type"] != "MGLDSaveVideo" or socket != "frames":
             continue
         inputs.update({k: v for k, v in save["inputs"].items() if k != "frames"})
-        if interpolation is not None:  # its settings, and the fps (and audio) that went into it, not out
-            inputs.update({k: v for k, v in interpolation["inputs"].items() if k not in ("frames", "audio")})
+        if interpolate_id is not None:  # its settings, and the fps (and audio) that went into it, not out
+            interpolation = api[interpolate_id]["inputs"]
+            inputs.update({k: v for k, v in interpolation.items() if k not in ("frames", "audio")})
             if save["inputs"].get("audio") == [interpolate_id, 2]:
                 inputs.pop("audio")
-                if "audio" in interpolation["inputs"]:
-                    inputs["audio"] = interpolation["inputs"]["audio"]
+                if "audio" in interpolation:
+                    inputs["audio"] = interpolation["audio"]
         if not set(inputs) <= accepted:
             continue
         api[save_id] = {"class_type": STREAMING_NODE, "inputs": inputs, "title": save.get("title", STREAMING_NODE)}
         del api[decode_id]
-        if interpolation is not None:
+        if interpolate_id is not None:
             del api[interpolate_id]
         merged.append(save_id)
     return merged
 
 
-def _interpolation_to_saver(api: dict, consumers: dict, interpolate_id: str) -> tuple[str, str] | None:
+def _interpolation_to_saver(consumers: dict, interpolate_id: str) -> tuple[str, str] | None:
     """``(saver id, socket)`` when the interpolation's frames go to one node only and its fps and audio, if used,
     to that node's fps and audio (so the merged node writes what the saver would have written); else None."""
     users = consumers.get(interpolate_id, [])

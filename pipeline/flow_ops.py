@@ -47,7 +47,8 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return warped.to(x.dtype)
 
 
-def forward_splat(values: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_splat(values: torch.Tensor, flow: torch.Tensor,
+                  weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Push ``values`` [N,C,H,W] from each pixel p to ``p + flow(p)``, spreading bilinearly; sums, not averages.
 
     The opposite of :func:`flow_warp`: a backward warp asks every target pixel where to read, which

@@ -62,6 +62,7 @@ class MotionSource(Protocol):
 
 
 def check_multiplier(multiplier: int) -> int:
+    """``multiplier`` as an int, or a ValueError naming the allowed range."""
     if isinstance(multiplier, bool) or int(multiplier) != multiplier or not 1 <= multiplier <= MAX_MULTIPLIER:
         raise ValueError(f"frame-rate multiplier must be a whole number from 1 to {MAX_MULTIPLIER}, got {multiplier}")
     return int(multiplier)
@@ -89,7 +90,7 @@ def linear_intermediate_flows(motion: PairMotion, tau: float) -> tuple[torch.Ten
     return -(1 - tau) * tau * f01 + tau * tau * f10, (1 - tau) ** 2 * f01 - tau * (1 - tau) * f10
 
 
-def intermediate_flows(motion: PairMotion, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def intermediate_flows(motion: PairMotion, tau: float) -> tuple[torch.Tensor, ...]:
     """``(F_t->0, F_t->1, seen only by 0, seen only by 1)`` on the grid of the frame at time ``tau``.
 
     Frame 0's pixel p moves to ``p + tau F_0->1(p)`` and carries ``F_t->0 = -tau F_0->1(p)``, ``F_t->1 =
@@ -125,15 +126,14 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, motion: PairMotion, t
     flows, masks = to_size(torch.cat([flow_t0, flow_t1], 1), torch.cat([only_0, only_1], 1), frame0.shape[-2:])
     (flow_t0, flow_t1), (only_0, only_1) = flows.split(2, dim=1), masks.split(1, dim=1)
     ones = torch.ones_like(frame0[:, :1])
-    # Warp a channel of ones along: it tells how much of each bilinear sample lies inside the picture.
+    # A channel of ones warped along tells how much of each bilinear sample lies inside the picture
+    # (the warp reads zeros outside); dividing by it weighs a sample half outside by its inside half.
     warped_0 = flow_warp(torch.cat([frame0, ones], 1), flow_t0)
     warped_1 = flow_warp(torch.cat([frame1, ones], 1), flow_t1)
-    inside_0, inside_1 = warped_0[:, 3:], warped_1[:, 3:]
-    weight_0 = (1 - tau) * (1 - only_1).clamp(0, 1) * inside_0
-    weight_1 = tau * (1 - only_0).clamp(0, 1) * inside_1
-    # Samples are renormalised over their inside taps (a sample half outside is not half black).
-    blended = (weight_0 * warped_0[:, :3] / inside_0.clamp(min=1e-6) + weight_1 * warped_1[:, :3] / inside_1.clamp(min=1e-6))
-    total = weight_0 + weight_1
+    visible_0 = (1 - tau) * (1 - only_1).clamp(0, 1)  # Super SloMo's (1 - t) V_t<-0
+    visible_1 = tau * (1 - only_0).clamp(0, 1)  # and t V_t<-1
+    blended = visible_0 * warped_0[:, :3] + visible_1 * warped_1[:, :3]
+    total = visible_0 * warped_0[:, 3:] + visible_1 * warped_1[:, 3:]
     blended = blended / total.clamp(min=MIN_BLEND_WEIGHT)
     return torch.where(total > MIN_BLEND_WEIGHT, blended, nearer_frame(frame0, frame1, tau)).clamp(0, 1)
 
@@ -156,8 +156,8 @@ def _as_model_frame(frame: torch.Tensor, device) -> torch.Tensor:
     return x.permute(2, 0, 1).unsqueeze(0)
 
 
-def interpolate_frames(frames: Iterable[torch.Tensor], multiplier: int, motion: MotionSource, *,
-                       device=None, hooks: Optional[Hooks] = None, total: Optional[int] = None) -> Iterator[torch.Tensor]:
+def interpolate_frames(frames: Iterable[torch.Tensor], multiplier: int, motion: MotionSource, *, device=None,
+                       hooks: Optional[Hooks] = None, total: Optional[int] = None) -> Iterator[torch.Tensor]:
     """Yield the clip at m times the frame rate, frame by frame, as the input frames arrive.
 
     ``frames`` yields ``[H,W,3]`` frames (float in [0, 1] or uint8); the known frames are passed through
@@ -174,8 +174,8 @@ def interpolate_frames(frames: Iterable[torch.Tensor], multiplier: int, motion: 
         current = _as_model_frame(frame, device if device is not None else frame.device)
         if previous is not None:
             if previous.shape != current.shape:
-                raise ValueError(f"frame {index} is {tuple(frame.shape)}, frame {index - 1} {tuple(previous_frame.shape)}: "
-                                 "all frames of a clip must have the same size")
+                raise ValueError(f"frame {index} is {tuple(frame.shape)}, frame {index - 1} "
+                                 f"{tuple(previous_frame.shape)}: all frames of a clip must have the same size")
             yield previous_frame
             if m > 1:
                 pair = index - 1
@@ -200,7 +200,8 @@ def interpolate_video(frames: torch.Tensor, multiplier: int, motion: MotionSourc
     check_motion_covers(motion, frames.shape[0])
     n = frames.shape[0]
     out = torch.empty(interpolated_count(n, multiplier), *frames.shape[1:], dtype=torch.float32)
-    stream = interpolate_frames((frames[i] for i in range(n)), multiplier, motion, device=device, hooks=hooks, total=n)
+    stream = interpolate_frames((frames[i] for i in range(n)), multiplier, motion, device=device, hooks=hooks,
+                                total=n)
     for k, frame in enumerate(stream):
         out[k] = frame.float() / 255.0 if frame.dtype == torch.uint8 else frame
     return out
