@@ -209,6 +209,8 @@ class Runner:
 
 #: The node that replaces a Decode -> Save pair when the decoded frames go nowhere else (see :func:`stream_to_file`).
 STREAMING_NODE = "MGLDDecodeAndSave"
+#: A frame interpolation between the decoder and the saver is streamed too (the merged node's ``multiplier``).
+INTERPOLATION_NODE = "MGLDInterpolateFrames"
 
 
 def stream_to_file(api: dict, classes: dict) -> list[str]:
@@ -217,36 +219,67 @@ def stream_to_file(api: dict, classes: dict) -> list[str]:
     The graph computes the same file, but the decoded clip is written frame by frame instead of being
     held whole as an IMAGE between two nodes, so RAM no longer grows with the clip length. The merged
     node keeps the saver's id and title (its result is the saved path, as before); the decoder's inputs
-    come first, as the merged node declares them. Returns the ids of the savers that now stream.
+    come first, as the merged node declares them. An MGLD Interpolate Frames node between the two
+    (its frames, fps and audio going only to that saver) is merged as well: the merged node then
+    interpolates as it writes. Returns the ids of the savers that now stream.
     """
     if STREAMING_NODE not in classes:
         return []
     accepted = {name for name, *_ in input_specs(classes[STREAMING_NODE])}
-    consumers: dict[str, list[tuple[str, str]]] = {}
+    consumers: dict[str, list[tuple[str, str, int]]] = {}
     for node_id, node in api.items():
         for name, value in node["inputs"].items():
             if _is_link(value, api):
-                consumers.setdefault(str(value[0]), []).append((node_id, name))
+                consumers.setdefault(str(value[0]), []).append((node_id, name, value[1]))
     merged = []
     for decode_id in [i for i, n in api.items() if n["class_type"] == "MGLDDecode"]:
         users = consumers.get(decode_id, [])
         if len(users) != 1:
             continue
-        save_id, socket = users[0]
+        save_id, socket, _ = users[0]
+        inputs = dict(api[decode_id]["inputs"])
+        interpolate_id = save_id if api[save_id]["class_type"] == INTERPOLATION_NODE and socket == "frames" else None
+        if interpolate_id is not None:  # decoder -> interpolation -> saver
+            through = _interpolation_to_saver(consumers, interpolate_id)
+            if through is None:
+                continue
+            save_id, socket = through
         save = api[save_id]
         if save["class_type"] != "MGLDSaveVideo" or socket != "frames":
             continue
         if any(_is_link(v, api) and str(v[0]) == save_id and v[1] != 0
                for n in api.values() for v in n["inputs"].values()):
             continue  # the saver's VIDEO output is used: the merged node (path only) cannot provide it
-        inputs = dict(api[decode_id]["inputs"])
         inputs.update({k: v for k, v in save["inputs"].items() if k != "frames"})
+        if interpolate_id is not None:  # its settings, and the fps (and audio) that went into it, not out
+            interpolation = api[interpolate_id]["inputs"]
+            inputs.update({k: v for k, v in interpolation.items() if k not in ("frames", "audio")})
+            if save["inputs"].get("audio") == [interpolate_id, 2]:
+                inputs.pop("audio")
+                if "audio" in interpolation:
+                    inputs["audio"] = interpolation["audio"]
         if not set(inputs) <= accepted:
             continue
         api[save_id] = {**save, "class_type": STREAMING_NODE, "inputs": inputs, "title": save.get("title", STREAMING_NODE)}
         del api[decode_id]
+        if interpolate_id is not None:
+            del api[interpolate_id]
         merged.append(save_id)
     return merged
+
+
+def _interpolation_to_saver(consumers: dict, interpolate_id: str) -> tuple[str, str] | None:
+    """``(saver id, socket)`` when the interpolation's frames go to one node only and its fps and audio, if used,
+    to that node's fps and audio (so the merged node writes what the saver would have written); else None."""
+    users = consumers.get(interpolate_id, [])
+    frames = [(node_id, socket) for node_id, socket, slot in users if slot == 0]
+    if len(frames) != 1:
+        return None
+    save_id = frames[0][0]
+    expected = {(save_id, "frames", 0), (save_id, "fps", 1), (save_id, "audio", 2)}
+    if not set(users) <= expected or (save_id, "fps", 1) not in users:
+        return None
+    return frames[0]
 
 
 def _is_link(value, api: dict) -> bool:

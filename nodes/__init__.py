@@ -5,6 +5,7 @@ without a version bump and regenerated workflows (see the README's "Changes" sec
 """
 from .decoder import MGLDDecode
 from .flow import MGLDFlow
+from .interpolation import MGLDInterpolateFrames
 from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
 from .metrics import MGLDWarpingError
 from .sampler import MGLDSampler, MGLDSamplerOfficial
@@ -23,6 +24,7 @@ NODE_CLASS_MAPPINGS = {
     "MGLDSaveVideo": MGLDSaveVideo,
     "MGLDWarpingError": MGLDWarpingError,
     "MGLDDecodeAndSave": MGLDDecodeAndSave,
+    "MGLDInterpolateFrames": MGLDInterpolateFrames,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -37,4 +39,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MGLDSaveVideo": "MGLD Save Video",
     "MGLDWarpingError": "MGLD Warping Error",
     "MGLDDecodeAndSave": "MGLD Decode + Save Video (long videos)",
+    "MGLDInterpolateFrames": "MGLD Interpolate Frames",
 }

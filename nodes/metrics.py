@@ -1,12 +1,14 @@
 """Warping-error node: the paper's temporal-consistency metric, as figures on the node, a number and a plot."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 
 from ..pipeline.metrics import plot_errors, warping_errors
-from .common import METRICS, image_to_frames
+from ..pipeline.pair_motion import DEFAULT_RAFT_SHORT_SIDE, RAFTMotion
+from .common import METRICS, image_to_frames, on_compute_device
 
 
 def mean_error(per_pair: torch.Tensor) -> float:
@@ -35,8 +37,9 @@ def figures_text(means: dict[str, float]) -> str:
 
 class MGLDWarpingError:
     DESCRIPTION = ("Mean flow-warping error between neighbouring frames (lower = more temporally consistent), using the "
-                   "flow of the LR clip. Connect two results to compare settings: both figures are written on the "
-                   "node after a run, and plotted per frame pair.")
+                   "flow of the LR clip, or RAFT on the frames themselves for clips with another frame count (e.g. "
+                   "after MGLD Interpolate Frames). Connect two results to compare settings: both figures are "
+                   "written on the node after a run, and plotted per frame pair.")
     CATEGORY = METRICS
     RETURN_TYPES = ("FLOAT", "IMAGE", "STRING")
     RETURN_NAMES = ("warping_error", "plot", "figures")
@@ -52,19 +55,33 @@ class MGLDWarpingError:
         return {
             "required": {
                 "frames": ("IMAGE", {"tooltip": "Frames to measure (any size: the flow is resized to them)."}),
-                "flow": ("MGLD_FLOW", {"tooltip": "Flow of the LR clip these frames were made from."}),
             },
             "optional": {
+                "flow": ("MGLD_FLOW", {"tooltip": "Flow of the LR clip these frames were made from (same frame count)."}),
                 "frames_b": ("IMAGE", {"tooltip": "A second result to compare (same clip)."}),
+                "raft": ("MGLD_RAFT", {"tooltip": "Instead of flow: RAFT computes the flows from the frames themselves "
+                                                  f"(short side {DEFAULT_RAFT_SHORT_SIDE} px), for any frame count, e.g. "
+                                                  "an interpolated clip. Used when connected."}),
                 "label": ("STRING", {"default": "frames", "tooltip": "Name of the first result in the figures."}),
                 "label_b": ("STRING", {"default": "frames_b", "tooltip": "Name of the second result in the figures."}),
             },
         }
 
-    def measure(self, frames, flow, frames_b=None, label="frames", label_b="frames_b"):
-        series = {"a": warping_errors(image_to_frames(frames), flow) * 1000}
+    def measure(self, frames, flow=None, frames_b=None, raft=None, label="frames", label_b="frames_b"):
+        if flow is None and raft is None:
+            raise ValueError("MGLD Warping Error: connect flow (the MGLD Flow + Occlusion of the LR clip) or raft")
+        clips = {"a": image_to_frames(frames)}
         if frames_b is not None:
-            series["b"] = warping_errors(image_to_frames(frames_b), flow) * 1000
+            clips["b"] = image_to_frames(frames_b)
+        motion = RAFTMotion(raft) if raft is not None else flow
+        for name, clip in clips.items():
+            if raft is None and clip.shape[0] != flow.num_frames:
+                raise ValueError(f"MGLD Warping Error: the flow covers {flow.num_frames} frames but "
+                                 f"{'frames' if name == 'a' else 'frames_b'} has {clip.shape[0]}: connect raft to "
+                                 "measure a clip of another length (e.g. an interpolated one)")
+        placement = on_compute_device(raft) if raft is not None else contextlib.nullcontext()
+        with torch.no_grad(), placement:
+            series = {key: warping_errors(clip, motion) * 1000 for key, clip in clips.items()}
         labels = [label or "frames", label_b or "frames_b"]
         if labels[0] == labels[1]:
             labels[1] += " (b)"

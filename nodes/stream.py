@@ -5,6 +5,10 @@ The separate decoder and saver nodes pass the whole upscaled clip between them a
 This node pulls frames one at a time from the default-mode decoder and hands each to the video
 writer straight away, so at most one decoder window of output frames is ever held, whatever the
 clip length. The result is the same file the two nodes write.
+
+With ``multiplier`` above 1 the frames are also interpolated on their way to the file, as MGLD
+Interpolate Frames would between the decoder and the saver: one pair of frames at a time, so the
+clip m times longer is never held either.
 """
 from __future__ import annotations
 
@@ -14,10 +18,13 @@ import torch
 
 from .. import host
 from ..pipeline import video_io
+from ..pipeline.interpolation import MAX_MULTIPLIER, check_multiplier, interpolate_frames, interpolated_fps
+from ..pipeline.pair_motion import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE
 from ..pipeline.official import OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_frames
 from .common import DECODING, image_to_frames, on_compute_device
 from .decoder import MGLDDecode, latents_of, refuse_official_budget
+from .interpolation import INTERPOLATION_SETTINGS, MOTION_INPUTS, motion_source
 from .validation import comfy_verdict
 from .video import CODECS, SUFFIXES, MGLDSaveVideo, _next_output_path
 
@@ -44,8 +51,10 @@ class MGLDDecodeAndSave:
         saver = MGLDSaveVideo.INPUT_TYPES()
         required = {name: decoder[name] for name in cls.DECODER_INPUTS}
         required.update({name: saver["required"][name] for name in cls.SAVER_INPUTS})
-        # The decoder's optional settings (e.g. a memory cap) follow, passed on to the decoder as they are.
-        return {"required": required, "optional": {"audio": saver["optional"]["audio"], **decoder_options()}}
+        # The decoder's optional settings (e.g. a memory cap) follow, passed on to the decoder as they are, then
+        # MGLD Interpolate Frames' settings (added later: last, so saved workflows keep their widget values).
+        return {"required": required, "optional": {"audio": saver["optional"]["audio"], **decoder_options(),
+                                                   **interpolation_options()}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, filename_prefix=None, codec=None,
@@ -55,7 +64,8 @@ class MGLDDecodeAndSave:
                              memory_budget_gb=memory_budget_gb)
 
     def decode_and_save(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile, fps, filename_prefix, codec,
-                        crf, pixel_format, audio=None, output_path=None, **options):
+                        crf, pixel_format, audio=None, multiplier=1, scene_cut_threshold=DEFAULT_CUT_THRESHOLD,
+                        raft_resolution=DEFAULT_RAFT_SHORT_SIDE, flow=None, raft=None, output_path=None, **options):
         """``output_path``: where the headless runner's ``--output`` puts the file (never given by ComfyUI)."""
         unknown = set(options) - set(decoder_options())
         if unknown:
@@ -63,6 +73,11 @@ class MGLDDecodeAndSave:
         frames = image_to_frames(frames)
         result = latents_of(latent, frames.shape[0])
         refuse_official_budget(result, options.get("memory_budget_gb", 0.0))
+        motion = None
+        if check_multiplier(multiplier) > 1:
+            out_fps = interpolated_fps(fps, multiplier)
+            motion = motion_source(flow, raft, scene_cut_threshold, raft_resolution, frames.shape[0],
+                                   "MGLD Decode + Save Video")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
         if isinstance(result, VideoLatents) and decode_tile % 64:
@@ -70,7 +85,8 @@ class MGLDDecodeAndSave:
         suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix, output_path)
         hooks = host.hooks()
-        with torch.no_grad(), on_compute_device(video_vae):
+        raft = raft if motion is not None else None  # RAFT goes to the device only when it is used
+        with torch.no_grad(), on_compute_device(video_vae, raft) as device:
             if isinstance(result, OfficialLatents):
                 # The official decoder averages whole segments of image tiles: it is not streamed, but its
                 # 8-bit output is kept as uint8 (a quarter of an IMAGE).
@@ -78,6 +94,10 @@ class MGLDDecodeAndSave:
             else:
                 source = _frames_only(decode_frames(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                                     tile=decode_tile // 8, hooks=hooks, **options))
+            if motion is not None:  # frames interpolated on their way to the writer, one pair at a time
+                source = interpolate_frames(source, multiplier, motion, device=device, hooks=hooks,
+                                            total=frames.shape[0])
+                fps = out_fps
             # The writer pulls one decoded frame at a time; Cancel stops it between frames (and between decoder
             # windows), and the temporary file is then removed, so nothing appears under the final name.
             written = video_io.write_video(path, source, fps, audio=video_io.audio_from_comfy(audio), codec=codec,
@@ -90,6 +110,15 @@ class MGLDDecodeAndSave:
 def decoder_options() -> dict:
     """The decoder node's optional inputs (default-mode decoder settings, named as :func:`decode_frames` names them)."""
     return dict(MGLDDecode.INPUT_TYPES().get("optional", {}))
+
+
+def interpolation_options() -> dict:
+    """MGLD Interpolate Frames' inputs, named as that node names them (``multiplier`` 1 = no interpolation)."""
+    multiplier = ("INT", {"default": 1, "min": 1, "max": MAX_MULTIPLIER,
+                          "tooltip": "Frame-rate multiplier m: m-1 frames are interpolated between each two as they are "
+                                     "written (as MGLD Interpolate Frames does), the file gets m times the fps. Needs "
+                                     "flow or raft connected. 1 = off."})
+    return {"multiplier": multiplier, **INTERPOLATION_SETTINGS, **MOTION_INPUTS}
 
 
 def _frames_only(decoded: Iterator[tuple[int, torch.Tensor]]) -> Iterator[torch.Tensor]:

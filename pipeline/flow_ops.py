@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["flow_warp", "occlusion_masks", "resize_flow", "compute_flows", "MIN_FLOW_INPUT_SIDE"]
+__all__ = ["flow_warp", "forward_splat", "occlusion_masks", "resize_flow", "compute_flows", "MIN_FLOW_INPUT_SIDE"]
 
 #: RAFT's coarsest correlation level is (padded side)/64 pixels; it must be at least 2 pixels wide,
 #: otherwise the lookup normalises by (W - 1) = 0 and produces NaN (README 3.6).
@@ -45,6 +45,44 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     grid = torch.stack((2 * target_x / max(w - 1, 1) - 1, 2 * target_y / max(h - 1, 1) - 1), dim=-1)
     warped = F.grid_sample(x.to(dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return warped.to(x.dtype)
+
+
+def forward_splat(values: torch.Tensor, flow: torch.Tensor,
+                  weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Push ``values`` [N,C,H,W] from each pixel p to ``p + flow(p)``, spreading bilinearly; sums, not averages.
+
+    The opposite of :func:`flow_warp`: a backward warp asks every target pixel where to read, which
+    needs the flow on the *target's* grid; splatting only needs it on the source's grid, so it can
+    carry a flow to a time no flow was computed for (frame interpolation). Each source pixel adds
+    ``weight(p) * b * values(p)`` to the 4 target pixels around ``p + flow(p)`` (``b`` its bilinear
+    share; targets outside the frame are dropped). Returns ``(weighted sums [N,C,H,W], weight sums
+    [N,1,H,W], coverage [N,1,H,W])``: divide the first by the second for the weighted mean; the
+    coverage is the sum of the bare bilinear shares (about 1 per source where the motion is smooth,
+    0 in holes nobody moves into).
+    """
+    if values.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or weight.dim() != 4 or weight.shape[1] != 1:
+        raise ValueError(f"forward_splat expects values [N,C,H,W], flow [N,2,H,W] and weight [N,1,H,W], got "
+                         f"{tuple(values.shape)}, {tuple(flow.shape)} and {tuple(weight.shape)}")
+    n, c, h, w = values.shape
+    dtype = _sampling_dtype(values, flow, weight)
+    cols = torch.arange(w, device=flow.device, dtype=dtype).view(1, 1, w)
+    rows = torch.arange(h, device=flow.device, dtype=dtype).view(1, h, 1)
+    x = cols + flow[:, 0].to(dtype)
+    y = rows + flow[:, 1].to(dtype)
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    # One buffer for the weighted values, the weight and the coverage: one scatter per corner.
+    source = torch.cat([values.to(dtype) * weight.to(dtype), weight.to(dtype), torch.ones_like(weight, dtype=dtype)], 1)
+    source = source.flatten(2)  # [N, C+2, H*W]
+    out = torch.zeros_like(source)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        tx, ty = x0 + dx, y0 + dy
+        inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)  # False for non-finite targets too
+        share = torch.where(inside, (fx if dx else 1 - fx) * (fy if dy else 1 - fy), 0.0)
+        index = torch.where(inside, ty * w + tx, 0.0).long().flatten(1)  # [N, H*W]
+        out.scatter_add_(2, index.unsqueeze(1).expand(n, c + 2, h * w), source * share.flatten(1).unsqueeze(1))
+    out = out.view(n, c + 2, h, w)
+    return out[:, :c].to(values.dtype), out[:, c:c + 1].to(values.dtype), out[:, c + 1:].to(values.dtype)
 
 
 def occlusion_masks(

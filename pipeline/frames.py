@@ -120,6 +120,12 @@ class LRPlan:
         return self.padded[0] // 4, self.padded[1] // 4
 
     @property
+    def flow_content_size(self) -> tuple[int, int]:
+        """The part of the RAFT grid (top left of :attr:`flow_size`) that shows the picture, not the padding."""
+        (fh, fw), (ph, pw) = self.flow_size, self.padded
+        return max(1, round(self.upsampled[0] * fh / ph)), max(1, round(self.upsampled[1] * fw / pw))
+
+    @property
     def output_size(self) -> tuple[int, int]:
         """Final frame size in both modes: ``round(scale x LR side)`` on each side, halves rounded up.
 

@@ -1,7 +1,10 @@
 """Temporal consistency metric of the paper: the mean flow-warping error between neighbouring frames.
 
 E_i = mean over non-occluded pixels of |W(frame_{i+1}, flow_{i->i+1}) - frame_i|, frames in [0, 1],
-flows resized from the LR analysis to the frames' size. Lower is more temporally consistent.
+flows resized to the frames' size. Lower is more temporally consistent. The flows are those of the
+LR clip the frames were upscaled from (an MGLD_FLOW), or RAFT's on the frames themselves for clips
+with another frame count (an interpolated one); see ``pair_motion.py``. Pairs are measured one at
+a time, so a long clip at 1080p never has all its flows at full size at once.
 """
 from __future__ import annotations
 
@@ -9,32 +12,36 @@ import torch
 
 from .flow_ops import flow_warp, resize_flow
 from .motion import ClipFlow, occlusion_for_pairs
+from .pair_motion import ClipFlowMotion
 
 #: Pairs with fewer consistent (non-occluded) pixels than this share are left out of the metric.
 MIN_VALID_FRACTION = 0.01
 
 
-def warping_errors(frames: torch.Tensor, flow: ClipFlow) -> torch.Tensor:
-    """Per-pair warping error of ``frames [N,H,W,3]`` (float in [0, 1]) under ``flow``; ``[N-1]`` (cuts: NaN)."""
+def warping_errors(frames: torch.Tensor, flow) -> torch.Tensor:
+    """Per-pair warping error of ``frames [N,H,W,3]`` (float in [0, 1]); ``[N-1]``, NaN across cuts.
+
+    ``flow`` is the LR clip's :class:`~.motion.ClipFlow` (its own cuts) or a per-pair motion source
+    (``pair_motion.RAFTMotion``).
+    """
+    motion = ClipFlowMotion(flow) if isinstance(flow, ClipFlow) else flow
     n, h, w = frames.shape[:3]
-    if flow.num_frames != n:
-        raise ValueError(f"the flow covers {flow.num_frames} frames but {n} frames were given")
-    if n < 2:
-        return torch.zeros(0)
-    plan = flow.plan
-    fh, fw = plan.flow_size
-    ch = max(1, round(plan.upsampled[0] * fh / plan.padded[0]))
-    cw = max(1, round(plan.upsampled[1] * fw / plan.padded[1]))
-    forward = resize_flow(flow.flows_forward[..., :ch, :cw].float(), (h, w))
-    backward = resize_flow(flow.flows_backward[..., :ch, :cw].float(), (h, w))
-    fwd_occ, _ = occlusion_for_pairs(forward, backward)
-    images = frames.permute(0, 3, 1, 2).float()
-    valid = 1 - fwd_occ
-    diff = (flow_warp(images[1:], backward) - images[:-1]).abs().mean(dim=1, keepdim=True) * valid
-    counted = valid.sum(dim=(1, 2, 3))
-    errors = diff.sum(dim=(1, 2, 3)) / counted.clamp(min=1)
-    # A pair across a cut, or one whose flow is inconsistent almost everywhere, has no meaningful error.
-    errors[flow.cuts.to(errors.device) | (counted < MIN_VALID_FRACTION * h * w)] = float("nan")
+    if motion.num_frames is not None and motion.num_frames != n:
+        raise ValueError(f"the flow covers {motion.num_frames} frames but {n} frames were given")
+    errors = torch.full((max(n - 1, 0),), float("nan"))
+    for i in range(n - 1):
+        image_i, image_j = (frames[k].permute(2, 0, 1).unsqueeze(0).float() for k in (i, i + 1))
+        # A pair across a cut has no meaningful error.
+        if motion.is_cut(i, image_i, image_j):
+            continue
+        flow_ij, flow_ji = (resize_flow(f, (h, w)) for f in motion.native_flows(i, image_i, image_j))
+        occluded, _ = occlusion_for_pairs(flow_ji, flow_ij)
+        valid = 1 - occluded
+        diff = (flow_warp(image_j, flow_ij) - image_i).abs().mean(dim=1, keepdim=True) * valid
+        counted = float(valid.sum())
+        # Nor does one whose flow is inconsistent almost everywhere.
+        if counted >= MIN_VALID_FRACTION * h * w:
+            errors[i] = float(diff.sum()) / counted
     return errors
 
 

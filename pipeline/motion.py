@@ -179,9 +179,7 @@ class ClipFlow:
 
 
 def _content_resize(flow: torch.Tensor, source, target) -> torch.Tensor:
-    sh, sw = source.flow_size
-    ch = max(1, round(source.upsampled[0] * sh / source.padded[0]))
-    cw = max(1, round(source.upsampled[1] * sw / source.padded[1]))
+    ch, cw = source.flow_content_size
     th, tw = target.latent_size
     dh = max(1, min(th, round(target.upsampled[0] / 8)))
     dw = max(1, min(tw, round(target.upsampled[1] / 8)))

@@ -144,8 +144,9 @@ def test_widgets_are_the_decoders_then_the_savers():
     # a public contract (saved workflows): widgets added to the decoder or saver later go at the end
     assert names("MGLDDecodeAndSave")[:7] == ["fusion_w", "color_fix", "decode_tile", "filename_prefix", "codec", "crf",
                                               "pixel_format"]
-    assert set(names("MGLDDecodeAndSave")) == set(names("MGLDDecode")) | set(names("MGLDSaveVideo")), \
-        "MGLDDecodeAndSave should offer every decoder and saver widget (append new ones at its end)"
+    assert set(names("MGLDDecodeAndSave")) == set(names("MGLDDecode")) | set(names("MGLDSaveVideo")) | set(
+        names("MGLDInterpolateFrames")), \
+        "MGLDDecodeAndSave should offer every decoder, saver and interpolation widget (append new ones at its end)"
     assert NODES["MGLDDecodeAndSave"].OUTPUT_NODE
 
 
@@ -172,8 +173,11 @@ def test_runner_streams_the_basic_workflow_like_the_long_video_workflow():
     merged = next(n for n in long_video.values() if n["class_type"] == "MGLDDecodeAndSave")
     assert {k for k, v in merged["inputs"].items() if isinstance(v, list)} == {"video_vae", "latent", "frames", "fps",
                                                                                "audio"}
-    # the same graph as the shipped long-video workflow, up to the output name
-    assert {**api[save]["inputs"], "filename_prefix": None} == {**merged["inputs"], "filename_prefix": None}
+    # the same graph as the shipped long-video workflow, up to the output name (and the interpolation's settings,
+    # which the long-video workflow states, multiplier 1 = off, and the basic one leaves at their defaults)
+    assert merged["inputs"]["multiplier"] == 1
+    stated = {k: v for k, v in merged["inputs"].items() if k not in ("multiplier", "scene_cut_threshold", "raft_resolution")}
+    assert {**api[save]["inputs"], "filename_prefix": None} == {**stated, "filename_prefix": None}
     assert sorted(n["class_type"] for n in api.values()) == sorted(n["class_type"] for n in long_video.values())
 
 

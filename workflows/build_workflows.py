@@ -150,8 +150,38 @@ def long_video(classes):
     return g.to_json()
 
 
+def x4_fps_x2(classes):
+    """The basic graph, then twice the frame rate: interpolated with the LR clip's flow (no second RAFT run)."""
+    g = Graph(classes)
+    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
+    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
+    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
+    g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
+    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
+    g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
+    g.add(8, "MGLDInterpolateFrames", (840, 240),
+          links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2), "flow": (5, 0)}, size=(320, 190))
+    g.add(9, "MGLDSaveVideo", (1200, 40), {"filename_prefix": "MGLD/mgld_vsr_x4_fps_x2"},
+          links={"frames": (8, 0), "fps": (8, 1), "audio": (8, 2)}, size=(320, 220))
+    return g.to_json()
+
+
+def interpolate(classes):
+    """Frame interpolation alone, for any video: RAFT on the frames themselves."""
+    g = Graph(classes)
+    g.add(1, "MGLDRAFTLoader", (40, 40), {"raft_name": "raft-things.pth"}, size=(340, 90))
+    g.add(2, "MGLDLoadVideo", (40, 170), {"video": SAMPLE}, size=(340, 260))
+    g.add(3, "MGLDInterpolateFrames", (440, 40), links={"frames": (2, 0), "fps": (2, 1), "audio": (2, 2), "raft": (1, 0)},
+          size=(320, 190))
+    g.add(4, "MGLDSaveVideo", (800, 40), {"filename_prefix": "MGLD/mgld_interpolate_x2"},
+          links={"frames": (3, 0), "fps": (3, 1), "audio": (3, 2)}, size=(320, 220))
+    return g.to_json()
+
+
 WORKFLOWS = (("mgld_vsr_basic.json", basic), ("mgld_vsr_advanced.json", advanced),
-             ("mgld_vsr_long_video.json", long_video))
+             ("mgld_vsr_long_video.json", long_video), ("mgld_vsr_x4_fps_x2.json", x4_fps_x2),
+             ("mgld_interpolate_x2.json", interpolate))
 
 
 def main():
