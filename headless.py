@@ -107,6 +107,13 @@ def apply_overrides(api: dict, classes: dict, assignments: list[str]) -> None:
         node["inputs"][widget] = parse_value(raw, kind, options, f"{node_ref}.{widget}")
 
 
+def set_devices(api: dict, classes: dict, devices: str) -> None:
+    """Give every node that has a ``devices`` setting this value (``--workers`` / ``--ray-address``)."""
+    for node in api.values():
+        if any(name == "devices" for name, *_ in input_specs(classes[node["class_type"]])):
+            node["inputs"]["devices"] = devices
+
+
 def parse_value(raw: str, kind, options: dict, label: str):
     try:
         if isinstance(kind, (list, tuple)):
@@ -134,6 +141,19 @@ def validate_value(node_id: str, cls, name: str, value):
                 raise WorkflowError(f"node {node_id} ({cls.__name__}): {name}={value} is outside [{low}, {high}]")
 
 
+def validate_node(node_id: str, cls, inputs: dict, api: dict) -> None:
+    """The node's own ``VALIDATE_INPUTS`` on its widget values, as ComfyUI calls it before running a graph."""
+    check = getattr(cls, "VALIDATE_INPUTS", None)
+    if check is None:
+        return
+    import inspect
+
+    names = [n for n in inspect.signature(check).parameters if n in inputs and not _is_link(inputs[n], api)]
+    verdict = check(**{n: inputs[n] for n in names})
+    if verdict is not True:
+        raise WorkflowError(f"node {node_id} ({cls.__name__}): {verdict}")
+
+
 class Runner:
     """Executes API-format graphs, caching node results between runs like ComfyUI does."""
 
@@ -150,6 +170,7 @@ class Runner:
             for name, value in node["inputs"].items():
                 if not (isinstance(value, list) and len(value) == 2 and str(value[0]) in api):
                     validate_value(node_id, self.classes[node["class_type"]], name, value)
+            validate_node(node_id, self.classes[node["class_type"]], node["inputs"], api)
         signatures, results = {}, {}
         for node_id in order:
             node = api[node_id]

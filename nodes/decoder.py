@@ -6,7 +6,8 @@ import torch
 from .. import host
 from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_video
-from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .common import (CATEGORY, LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, devices_input, devices_problem, image_to_frames,
+                     stage_executor)
 
 
 class MGLDDecode:
@@ -36,9 +37,15 @@ class MGLDDecode:
         }, "optional": {
             "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP + " Default mode only."}),
+            "devices": devices_input(),
         }}
 
-    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0):
+    @classmethod
+    def VALIDATE_INPUTS(cls, devices=LOCAL_DEVICES):
+        return devices_problem("MGLD Temporal CFW Decode", devices)
+
+    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0,
+               devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         result = latent.get("mgld") if isinstance(latent, dict) else None
         if not isinstance(result, (VideoLatents, OfficialLatents)):
@@ -53,7 +60,11 @@ class MGLDDecode:
 
             return fit_decode(video_vae, result.plan, decode_tile // 8, float("inf"))[1]
 
-        with torch.no_grad(), on_compute_device(video_vae, reserve=reserve):
+        if isinstance(result, OfficialLatents) and devices != LOCAL_DEVICES:
+            host.notify("MGLD Temporal CFW Decode: official latents are decoded in this process (devices applies to "
+                        "the default mode)")
+            devices = LOCAL_DEVICES
+        with torch.no_grad(), stage_executor("MGLD Temporal CFW Decode", devices, video_vae, reserve=reserve) as executor:
             if isinstance(result, OfficialLatents):
                 images = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                          hooks=host.hooks()).float() / 255.0
@@ -61,5 +72,6 @@ class MGLDDecode:
                 if decode_tile % 64:
                     raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
                 images = decode_video(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
-                                      tile=decode_tile // 8, memory_budget_gb=memory_budget_gb, hooks=host.hooks())
+                                      tile=decode_tile // 8, memory_budget_gb=memory_budget_gb, hooks=host.hooks(),
+                                      executor=executor)
         return (images,)

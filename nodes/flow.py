@@ -9,7 +9,7 @@ from .. import host
 from ..pipeline.frames import LRPlan
 from ..pipeline.host_memory import release_freed_memory
 from ..pipeline.motion import clip_flows
-from .common import CATEGORY, image_to_frames, on_compute_device
+from .common import LOCAL_DEVICES, CATEGORY, devices_input, devices_problem, image_to_frames, stage_executor
 
 FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
 PREVIEW_CHUNK = 16  # pairs turned into preview images at a time
@@ -46,14 +46,20 @@ class MGLDFlow:
             "scene_cut_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
                                               "tooltip": "Colour-histogram jump between neighbouring frames above which a "
                                                          "scene cut is marked (no guidance or window across it). 1 disables."}),
+        }, "optional": {
+            "devices": devices_input(),
         }}
 
-    def compute(self, raft, frames, scene_cut_threshold):
+    @classmethod
+    def VALIDATE_INPUTS(cls, devices=LOCAL_DEVICES):
+        return devices_problem("MGLD Flow + Occlusion", devices)
+
+    def compute(self, raft, frames, scene_cut_threshold, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         plan = LRPlan.create(frames.shape[1], frames.shape[2], FLOW_PLAN_SCALE)
         threshold = float("inf") if scene_cut_threshold >= 1.0 else scene_cut_threshold
-        with torch.no_grad(), on_compute_device(raft):
-            flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks()).to("cpu")
+        with torch.no_grad(), stage_executor("MGLD Flow + Occlusion", devices, raft) as executor:
+            flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks(), executor=executor).to("cpu")
         if flow.num_frames < 2:
             h, w = plan.flow_size
             blank = torch.zeros(1, h, w, 3)

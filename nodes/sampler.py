@@ -7,7 +7,8 @@ from .. import host
 from ..pipeline.frames import LRPlan
 from ..pipeline.official import official_sample
 from ..pipeline.video import SamplingOptions, sample_video
-from .common import CATEGORY, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .common import (CATEGORY, LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, devices_input, devices_problem, image_to_frames,
+                     stage_executor)
 
 
 def sampling_reserve(networks, frames, scale, tile, window) -> int:
@@ -65,10 +66,15 @@ class MGLDSampler:
         }, "optional": {
             "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP}),
+            "devices": devices_input(),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, devices=LOCAL_DEVICES):
+        return devices_problem("MGLD Sampler", devices)
+
     def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, mode, window, window_overlap,
-               tile_size, tile_overlap, memory_budget_gb=0.0):
+               tile_size, tile_overlap, memory_budget_gb=0.0, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -81,8 +87,11 @@ class MGLDSampler:
         context = model.require_context()
         hooks = host.hooks()
         networks = (model.unet, model.lr_encoder, model.first_stage)
-        with torch.no_grad(), on_compute_device(*networks, reserve=lambda: sampling_reserve(networks, frames, scale,
-                                                                                            tile_size, window)):
+        if mode == "official" and devices != LOCAL_DEVICES:
+            hooks.notice("MGLD Sampler: official mode runs in this process (devices applies to the default mode)")
+            devices = LOCAL_DEVICES
+        reserve = lambda: sampling_reserve(networks, frames, scale, tile_size, window)  # noqa: E731
+        with torch.no_grad(), stage_executor("MGLD Sampler", devices, *networks, reserve=reserve) as executor:
             if mode == "official":
                 if float(scale) != flow.plan.scale:
                     raise ValueError(f"official mode upsamples x{flow.plan.scale:g} like the official script; set scale to "
@@ -97,7 +106,8 @@ class MGLDSampler:
                                           window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap,
                                           memory_budget_gb=memory_budget_gb)
                 result = sample_video(frames, flow.motion_for(plan), plan, **model.networks(), context=context,
-                                      options=options, hooks=hooks)
+                                      options=options, hooks=hooks, executor=executor,
+                                      checkpoint=host.sampling_checkpoint())
                 result.latents = result.latents.cpu()
                 samples = result.latents
         return ({"samples": samples, "mgld": result},)

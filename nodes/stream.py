@@ -16,7 +16,7 @@ from .. import host
 from ..pipeline import video_io
 from ..pipeline.official import OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_frames
-from .common import CATEGORY, image_to_frames, on_compute_device
+from .common import CATEGORY, LOCAL_DEVICES, devices_problem, image_to_frames, stage_executor
 from .decoder import MGLDDecode
 from .video import CODECS, SUFFIXES, MGLDSaveVideo, _next_output_path
 
@@ -60,11 +60,16 @@ class MGLDDecodeAndSave:
         # The decoder's optional settings (e.g. a memory cap) follow, passed on to the decoder as they are.
         return {"required": required, "optional": {"audio": saver["optional"]["audio"], **decoder_options()}}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, devices=LOCAL_DEVICES):
+        return devices_problem("MGLD Decode + Save Video", devices)
+
     def decode_and_save(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile, fps, filename_prefix, codec,
                         crf, pixel_format, audio=None, **options):
         unknown = set(options) - set(decoder_options())
         if unknown:
             raise TypeError(f"MGLDDecodeAndSave got unknown inputs: {', '.join(sorted(unknown))}")
+        devices = options.pop("devices", LOCAL_DEVICES)
         frames = image_to_frames(frames)
         result = _latents_of(latent, frames.shape[0])
         if codec not in CODECS:
@@ -74,14 +79,18 @@ class MGLDDecodeAndSave:
         suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix)
         hooks = host.hooks()
-        with torch.no_grad(), on_compute_device(video_vae):
+        if isinstance(result, OfficialLatents) and devices != LOCAL_DEVICES:
+            hooks.notice("MGLD Decode + Save Video: official latents are decoded in this process (devices applies to "
+                         "the default mode)")
+            devices = LOCAL_DEVICES
+        with torch.no_grad(), stage_executor("MGLD Decode + Save Video", devices, video_vae) as executor:
             if isinstance(result, OfficialLatents):
                 # The official decoder averages whole segments of image tiles: it is not streamed, but its
                 # 8-bit output is kept as uint8 (a quarter of an IMAGE).
                 source = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix, hooks=hooks)
             else:
                 source = _frames_only(decode_frames(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
-                                                    tile=decode_tile // 8, hooks=hooks, **options))
+                                                    tile=decode_tile // 8, hooks=hooks, executor=executor, **options))
             # The writer pulls one decoded frame at a time; Cancel stops it between frames (and between decoder
             # windows), and the temporary file is then removed, so nothing appears under the final name.
             written = video_io.write_video(path, source, fps, audio=video_io.audio_from_comfy(audio), codec=codec,

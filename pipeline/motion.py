@@ -197,16 +197,47 @@ def flow_chunk_for(plan) -> int:
     return max(2, min(16, FLOW_PIXELS_PER_CALL // (plan.flow_size[0] * plan.flow_size[1])))
 
 
+@dataclasses.dataclass(frozen=True)
+class FlowChunk:
+    """A unit of the flow stage: consecutive LR frames (a chunk shares its first frame with the previous one)."""
+
+    frames: torch.Tensor  # [c,H,W,3]
+    plan: object
+    tail: bool  # the clip's last chunk: also RAFT of its last frame against itself (official padding)
+
+
+def flow_chunk(networks, unit: FlowChunk) -> dict:
+    """RAFT both ways between the chunk's neighbours, their colour-histogram jumps, and the tail flows."""
+    from .frames import flow_network_input
+
+    raft = networks["raft"]
+    device = next(raft.parameters()).device
+    prepared = flow_network_input(unit.plan.prepare(unit.frames, device))
+    out = {}
+    if unit.frames.shape[0] > 1:
+        pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
+        out["ff"], out["fb"] = pair_ff[0], pair_fb[0]
+        del pair_ff, pair_fb
+        lr01 = unit.frames.to(device)
+        lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
+        out["score"] = colour_histogram_jumps(lr01.permute(0, 3, 1, 2))
+    if unit.tail:
+        tail_ff, tail_fb = compute_flows(raft, torch.stack([prepared[-1], prepared[-1]]).unsqueeze(0))
+        out["tail_ff"], out["tail_fb"] = tail_ff[0].float(), tail_fb[0].float()
+    return out
+
+
 def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int | None = None,
-               hooks=None) -> ClipFlow:
+               hooks=None, executor=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
 
-    ``chunk`` defaults to 16 frames, fewer for large frames (``FLOW_PIXELS_PER_CALL``).
+    ``chunk`` defaults to 16 frames, fewer for large frames (``FLOW_PIXELS_PER_CALL``). ``executor``
+    (default: this process) computes the chunks.
 
     Frames are prepared as the official script prepares them (upsample, pad, quarter size) so the
     official mode gets exactly its flows; consecutive chunks share one frame so every pair is seen once.
     """
-    from .frames import flow_network_input
+    from .executor import LOCAL
     from .hooks import ProgressCounter
 
     if chunk is None:
@@ -223,22 +254,15 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     ff = torch.empty(n - 1, 2, hf, wf, device=device)
     fb = torch.empty(n - 1, 2, hf, wf, device=device)
     score = torch.zeros(n - 1, device=device)
-    start, last = 0, None
-    while True:
+    starts = [0]
+    while starts[-1] + chunk < n:
+        starts.append(starts[-1] + chunk - 1)
+    units = (FlowChunk(frames[start:min(n, start + chunk)], plan, start == starts[-1]) for start in starts)
+    for start, out in zip(starts, (executor or LOCAL).map(flow_chunk, units, {"raft": raft})):
         stop = min(n, start + chunk)
-        prepared = flow_network_input(plan.prepare(frames[start:stop], device))
         if stop - start > 1:
-            pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
-            ff[start:stop - 1] = pair_ff[0]
-            fb[start:stop - 1] = pair_fb[0]
-            del pair_ff, pair_fb
-            lr01 = frames[start:stop].to(device)
-            lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
-            score[start:stop - 1] = colour_histogram_jumps(lr01.permute(0, 3, 1, 2))
-        last = prepared[-1:]
+            ff[start:stop - 1] = out["ff"]
+            fb[start:stop - 1] = out["fb"]
+            score[start:stop - 1] = out["score"]
         progress.step(amount=stop - start - (start > 0))
-        if stop == n:
-            break
-        start = stop - 1
-    tail_ff, tail_fb = compute_flows(raft, torch.stack([last[0], last[0]]).unsqueeze(0))
-    return ClipFlow(ff, fb, tail_ff[0].float(), tail_fb[0].float(), plan, score > cut_threshold, score)
+    return ClipFlow(ff, fb, out["tail_ff"].to(device), out["tail_fb"].to(device), plan, score > cut_threshold, score)

@@ -40,3 +40,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster of 2 CPUs for the whole session (Ray takes seconds to start): room for 2 CPU workers."""
+    import ray
+
+    from mgld_vsr.pipeline.ray_executor import connect
+
+    connect(num_cpus=2)
+    yield ray
+    ray.shutdown()
