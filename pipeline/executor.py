@@ -8,7 +8,10 @@ windows, the DDPM step, the clip-level motion guidance, the colour fix) stays wi
 the sampling loop remains a plain loop over steps.
 
 ``task(networks, unit)`` is a module-level function (workers import it by name) computing one
-unit with the stage's ``networks`` (a name -> module or tensor mapping). :class:`LocalExecutor`
+unit with the stage's ``networks``: a name -> module or tensor mapping that a worker receives once
+per stage. Modules run on the worker's device; tensors (clip-long inputs every unit takes a slice
+of, like the motion) stay in host memory; ``networks[DEVICE]`` is an empty tensor on the device the
+unit runs on (for tasks without a network, e.g. the motion guidance). :class:`LocalExecutor`
 runs each unit in this process when its result is asked for: exactly the single-device code
 path. ``ray_executor.RayExecutor`` runs the same function on one worker per device, so a unit
 computes the same thing wherever it runs and the output does not depend on the executor.
@@ -22,6 +25,17 @@ import importlib.util
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol
 
 Task = Callable[[Mapping[str, Any], Any], Any]
+
+#: The ``networks`` entry saying where a unit runs (see the module docstring).
+DEVICE = "device"
+_DEVICE_MARKERS: dict[str, Any] = {}
+
+
+def device_marker(device) -> Any:
+    """An empty tensor on ``device``, one object per device (so an executor never ships it twice)."""
+    import torch
+
+    return _DEVICE_MARKERS.setdefault(str(device), torch.empty(0, device=device))
 
 #: The ``devices`` value that keeps every stage in this process (the default everywhere).
 LOCAL_DEVICES = "local"

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import torch
 
-from .executor import DeviceRequest, LocalExecutor, Task
+from .executor import DEVICE, DeviceRequest, LocalExecutor, Task, device_marker
 
 #: Units queued per worker: one running, one waiting, so a worker never idles between units.
 UNITS_PER_WORKER = 2
@@ -54,6 +54,7 @@ class DeviceWorker:
 
     def run(self, task: Task, unit, shipped: Mapping[str, tuple[str, list]]):
         networks = {name: self._hold(key, box[0]) for name, (key, box) in shipped.items()}
+        networks[DEVICE] = device_marker(self.device)  # the units run here, wherever the coordinator's marker was
         with torch.inference_mode():
             return _to_host(task(networks, unit))
 
@@ -68,8 +69,9 @@ class DeviceWorker:
             import ray
 
             shipped = ray.get(ref)
-            value = shipped.value.to(self.device)
-            if self.device.type == "cpu":
+            # Networks go to the device; tensors (clip-long data such as the motion) stay in host RAM.
+            value = shipped.value.to(self.device) if isinstance(shipped.value, torch.nn.Module) else shipped.value
+            if value.device.type == "cpu" if isinstance(value, torch.Tensor) else self.device.type == "cpu":
                 _restore_alignment(value, shipped.alignment)
             self.held[key] = value
         return self.held[key]
@@ -135,6 +137,8 @@ class RayExecutor:
         """Each network into the object store once (per object, for as long as it lives); workers get its reference."""
         shipped = {}
         for name, value in networks.items():
+            if name == DEVICE:
+                continue  # each worker puts its own device there
             entry = self._shipped.get(id(value))
             if entry is None or entry[0]() is not value:
                 ref = self.ray.put(_portable(value))

@@ -197,7 +197,7 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
         noise = torch.randn(x.shape, generator=generator)
         x = ddpm_step(schedule, j, x, eps, noise)
         x, _ = clip_guidance_step(x, schedule, j, motion, options.strength, device=device,
-                                  pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
+                                  pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK, executor=executor)
         if checkpoint is not None and checkpoint.due(step, schedule.steps):
             checkpoint.save(run_key, step + 1, x, lr_latent, generator.get_state())
     return VideoLatents(x, plan, motion.cuts.cpu())
