@@ -86,6 +86,12 @@ def _sample(tiny_models, executor, hooks=None, unet=None):
                             options=SamplingOptions(steps=STEPS, tile=8), hooks=hooks, executor=executor).latents
 
 
+@pytest.fixture(scope="module")
+def sampled_here(tiny_models):
+    """The small clip sampled in this process: what every executor must reproduce."""
+    return _sample(tiny_models, LOCAL)
+
+
 class DiesInSecondStep(torch.nn.Module):
     """The tiny UNet, except that the first worker process to reach the second denoising step is killed
     (SIGKILL, as a crash or a lost machine would end it) in the middle of a window. ``marker`` makes it
@@ -102,11 +108,10 @@ class DiesInSecondStep(torch.nn.Module):
         return self.unet(x, t, *args, **kwargs)
 
 
-def test_a_worker_killed_during_sampling_loses_nothing(ray_cluster, tiny_models, tmp_path):
+def test_a_worker_killed_during_sampling_loses_nothing(ray_cluster, tiny_models, sampled_here, tmp_path):
     from mgld_vsr.pipeline.executor import executor_for
 
     ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get DiesInSecondStep by value
-    reference = _sample(tiny_models, LOCAL)
     executor = executor_for("2")
     pids, reruns = executor.worker_pids(), executor.reruns
     seen = []
@@ -114,14 +119,14 @@ def test_a_worker_killed_during_sampling_loses_nothing(ray_cluster, tiny_models,
     latents = _sample(tiny_models, executor, Hooks(progress=lambda *report: seen.append(report)),
                       unet=DiesInSecondStep(tiny_models["unet"], str(marker)))
     assert marker.exists()  # a worker really died mid-unit
-    assert torch.equal(latents, reference)
+    assert torch.equal(latents, sampled_here)
     assert executor.reruns > reruns  # its unit was computed again
     assert len(set(executor.worker_pids()) - set(pids)) == 1  # and Ray restarted it
     sampling = [done for done, total, what in seen if what == "sampling"]
     assert sampling == list(range(1, seen[-1][1] + 1))  # the progress bar counted every unit once, in order
 
 
-def test_interrupting_stops_the_workers_and_the_next_run_is_unaffected(ray_cluster, tiny_models):
+def test_interrupting_stops_the_workers_and_the_next_run_is_unaffected(ray_cluster, tiny_models, sampled_here):
     from mgld_vsr.pipeline.executor import executor_for
 
     executor = executor_for("2")
@@ -135,7 +140,7 @@ def test_interrupting_stops_the_workers_and_the_next_run_is_unaffected(ray_clust
     with pytest.raises(Interrupted):
         _sample(tiny_models, executor, Hooks(check_interrupt=check_interrupt))
     assert len(calls) == 2  # stopped at the second unit, not at the end of the run
-    assert torch.equal(_sample(tiny_models, executor), _sample(tiny_models, LOCAL))  # nothing stale left behind
+    assert torch.equal(_sample(tiny_models, executor), sampled_here)  # nothing stale left behind
 
 
 KILL_AFTER_FIRST_CHECKPOINT = """
