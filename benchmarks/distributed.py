@@ -20,9 +20,9 @@ UNet work is counted exactly on the full-size networks (``benchmarks/flops.py``:
 device, every step's windows and tiles of default mode enumerated); the GPU rate is an assumption
 (``--tflops``, sustained, not peak). The guidance chunks' GPU time (a few memory-bound passes over
 latent-sized tensors) is taken as negligible next to the UNet; their data is counted. The
-coordinator's own work (DDPM step and guidance update on the clip, host RAM, its CPU) is measured
-here and scaled to the clip (``--no-measure`` leaves it out), and so is, for comparison, the guidance
-run on that CPU. The decoder stage is modelled the same way per window (latents + prepared LR frames
+coordinator's own work (drawing the noise, DDPM step and guidance update on the clip, host RAM) is
+measured here as CPU time on one core and scaled to the clip (``--no-measure`` leaves it out), and
+so is, for comparison, the guidance run on that CPU. The decoder stage is modelled the same way per window (latents + prepared LR frames
 out, float32 frames back). Nothing here needs a GPU or weights.
 """
 import argparse
@@ -56,9 +56,11 @@ def windows_per_step(frames: int, steps: int) -> tuple[float, float]:
 
 
 def coordinator_seconds_per_frame(latent: tuple[int, int], frames: int = 9, repeat: int = 3) -> tuple[float, float]:
-    """Measured host time per frame (CPU, float32, best of ``repeat``) of the coordinator's own work (gathering
-    eps, drawing the step's noise, DDPM step, guidance update), and of the guidance gradient itself (what the
-    workers take over)."""
+    """Measured per frame: the coordinator's own work (gathering eps, drawing the step's noise, DDPM step,
+    guidance update) and the guidance gradient itself (what the workers take over), float32 on one CPU core.
+
+    CPU time of this process (``time.process_time``, best of ``repeat``), so other jobs on a shared machine
+    do not inflate it."""
     h, w = latent
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(frames, 4, h, w, generator=generator)
@@ -68,17 +70,20 @@ def coordinator_seconds_per_frame(latent: tuple[int, int], frames: int = 9, repe
                          torch.zeros(frames - 1, dtype=torch.bool))
     schedule = respaced_schedule(50)
     own, guidance = float("inf"), float("inf")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     for _ in range(repeat):
         with torch.inference_mode():
-            start = time.perf_counter()
+            start = time.process_time()
             eps_sum = torch.zeros_like(x).index_add_(0, torch.arange(frames), eps)  # gathering the windows' eps
             noise = torch.randn(x.shape, generator=generator)  # the clip's noise stream is drawn here
             y = ddpm_step(schedule, 25, x, eps_sum, noise)
             y = y - (-10.0) * schedule.log_variance(25) * grad  # the update with the gathered gradient
-            middle = time.perf_counter()
+            middle = time.process_time()
             clip_guidance_step(y, schedule, 25, motion, 10.0, pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
-            end = time.perf_counter()
+            end = time.process_time()
         own, guidance = min(own, middle - start), min(guidance, end - middle)
+    torch.set_num_threads(threads)
     return own / frames, guidance / frames
 
 
@@ -92,7 +97,7 @@ def main():
     parser.add_argument("--no-measure", action="store_true", help="leave the coordinator's own work out")
     args = parser.parse_args()
     print(f"torch.__version__ = {torch.__version__}")
-    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f} (measured times grow with it)")
+    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f}")
     rate = args.tflops * 1e12
     print(f"clip {args.frames} frames, {args.steps} steps, default mode; GPU rate assumed {args.tflops:g} TFLOP/s "
           f"sustained; links {', '.join(f'{b:g}' for b in args.links)} Gb/s at the coordinator\n")
@@ -123,7 +128,7 @@ def main():
         print(f"  guidance chunks: {guidance_sent / 1e6:.0f} MB out, {guidance_back / 1e6:.0f} MB back per step; "
               f"the clip's motion, {motion_bytes / 1e6:.0f} MB, goes to each worker once")
         if not args.no_measure:
-            print(f"  coordinator (gather eps, draw noise, DDPM step, guidance update; host CPU, measured): {own * 1e3:.1f} ms per frame = "
+            print(f"  coordinator (gather eps, draw noise, DDPM step, guidance update; one CPU core, measured): {own * 1e3:.1f} ms per frame = "
                   f"{coordinator:.2f} s per step; the guidance gradient on that CPU would add {on_cpu * 1e3:.1f} ms "
                   f"per frame = {on_cpu * args.frames:.1f} s per step")
         print(f"  decoder: {decode_windows} windows of {DECODE_WINDOW} frames (overlap {DECODE_OVERLAP}), "
