@@ -111,6 +111,13 @@ def apply_overrides(api: dict, classes: dict, assignments: list[str]) -> None:
         node["inputs"][widget] = parse_value(raw, kind, options, f"{node_ref}.{widget}")
 
 
+def set_devices(api: dict, classes: dict, devices: str) -> None:
+    """Give every node that has a ``devices`` setting this value (``--workers`` / ``--ray-address``)."""
+    for node in api.values():
+        if any(name == "devices" for name, *_ in input_specs(classes[node["class_type"]])):
+            node["inputs"]["devices"] = devices
+
+
 def parse_value(raw: str, kind, options: dict, label: str):
     try:
         if isinstance(kind, (list, tuple)):

@@ -313,6 +313,17 @@ def announce(what: str):
     status(f"{what}: done in {time.perf_counter() - start:.1f} s")
 
 
+def sampling_checkpoint():
+    """Where a resumable run keeps its sampling checkpoints: ``$MGLD_RESUME_DIR`` (the headless runner's
+    ``--resume DIR``), saved every ``$MGLD_CHECKPOINT_EVERY`` steps (default 5); ``None`` when unset."""
+    folder = os.environ.get("MGLD_RESUME_DIR")
+    if not folder:
+        return None
+    from .pipeline.checkpoint import SamplingCheckpoint
+
+    return SamplingCheckpoint(folder, int(os.environ.get("MGLD_CHECKPOINT_EVERY") or 5))
+
+
 def notify(text: str) -> None:
     """Messages that do not stop a run (e.g. an out-of-memory retry) go to the console/log."""
     logging.getLogger("MGLD-VSR").warning(text)

@@ -2,7 +2,8 @@
 """Run a shipped MGLD-VSR workflow without ComfyUI (the README's main job).
 
     python run_workflow.py example_workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
-        [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream] [--debug]
+        [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream] \\
+        [--workers N | --ray-address ADDR] [--resume DIR [--checkpoint-every K]] [--debug]
 
 A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
 file; the upscaled clip is written frame by frame instead of held in RAM), so long clips fit.
@@ -69,8 +70,24 @@ def main(argv=None) -> int:
     parser.add_argument("--no-stream", action="store_true",
                         help="run a Decode -> Save pair as two nodes (the whole upscaled clip in RAM) instead of "
                              "streaming decoded frames into the file")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="spread flow, sampling and decoding over N Ray workers (one GPU each on a GPU machine, "
+                             "else CPU processes); same output as without. Needs: pip install -r "
+                             "requirements-distributed.txt")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="use the existing Ray cluster at ADDR (e.g. 10.0.0.1:6379): one worker per GPU, or "
+                             "--workers N")
+    parser.add_argument("--resume", metavar="DIR",
+                        help="save the sampling state in DIR every few steps, and resume an interrupted run of the "
+                             "same inputs and settings from its last saved step (same output)")
+    parser.add_argument("--checkpoint-every", type=int, default=5, metavar="K",
+                        help="with --resume: save the sampling state every K denoising steps (default 5)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of every failure")
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.checkpoint_every < 1:
+        parser.error(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
     if args.models:
         os.environ["MGLD_MODELS_DIR"] = os.path.abspath(args.models)
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -85,6 +102,11 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     start = time.perf_counter()
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address
+    if args.resume:
+        os.environ["MGLD_RESUME_DIR"] = os.path.abspath(args.resume)
+        os.environ["MGLD_CHECKPOINT_EVERY"] = str(args.checkpoint_every)
     try:
         pack = load_pack()
         from mgld_vsr import headless, host
@@ -95,6 +117,14 @@ def _run(args) -> int:
             raise headless.WorkflowError("--input given but the workflow has no video loader "
                                          "(MGLD Load LR Video or Load Video)")
         headless.apply_overrides(api, classes, args.set)
+        if args.workers is not None or args.ray_address:
+            from mgld_vsr.pipeline.executor import ray_available
+
+            if not ray_available():
+                option = "--workers" if args.workers is not None else "--ray-address"
+                raise headless.WorkflowError(f"{option} spreads the run over Ray workers, but Ray is not installed: "
+                                             f"pip install -r requirements-distributed.txt, or run without {option}")
+            headless.set_devices(api, classes, str(args.workers) if args.workers else "auto")
         if args.output:
             direct_output(api, args.output)
         # Checked as the user wrote it (messages name the nodes of the file), then run streaming.

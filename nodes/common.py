@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from .. import host
+from ..pipeline.executor import LOCAL_DEVICES, LocalExecutor, executor_for  # noqa: F401 (LOCAL_DEVICES: for nodes)
 from ..pipeline.host_memory import release_freed_memory
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
@@ -25,6 +26,33 @@ MEMORY_BUDGET_TOOLTIP = ("Cap on the GPU memory this node may use, in GB (weight
                          "before running). Tiles shrink to fit; a cap below what the smallest tile needs is refused "
                          "with the smallest cap that works. 0 = no cap (an out-of-memory error is still retried with "
                          "smaller tiles).")
+
+DEVICES_TOOLTIP = ("Where this stage runs. 'local' (default): in this process. With Ray installed (pip install -r "
+                   "requirements-distributed.txt) the work is spread over several devices, with the same result: "
+                   "'auto' = every GPU of the Ray cluster ($RAY_ADDRESS, or this machine), 'cuda:0,cuda:1' = these "
+                   "GPUs of this machine, 'cpu:N' = N CPU worker processes, N = N workers. Default mode only.")
+
+
+def devices_input() -> tuple:
+    """The ``devices`` setting of the flow, sampler and decoder nodes (always their last optional input)."""
+    return ("STRING", {"default": LOCAL_DEVICES, "tooltip": DEVICES_TOOLTIP})
+
+
+@contextlib.contextmanager
+def stage_executor(node: str, devices, *modules, reserve=None):
+    """The executor of one node's stage: ``local`` moves ``modules`` to the compute device for the stage (as
+    :func:`on_compute_device`); otherwise the workers receive them from host memory and give their devices
+    back when the stage ends."""
+    executor = executor_for(devices, f"{node}: devices")
+    if isinstance(executor, LocalExecutor):
+        with on_compute_device(*modules, reserve=reserve):
+            yield executor
+        return
+    try:
+        yield executor
+    finally:
+        executor.release()
+        release_freed_memory()
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -7,7 +7,7 @@ from .. import host
 from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_video
-from .common import DECODING, MEMORY_BUDGET_TOOLTIP, image_to_frames, on_compute_device
+from .common import DECODING, LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, devices_input, image_to_frames, stage_executor
 from .sampler import LATENT_TYPE
 from .validation import comfy_verdict
 
@@ -64,14 +64,16 @@ class MGLDDecode:
             "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP + " Not available for latents of the official "
                                                                               "sampler (refused unless 0)."}),
+            "devices": devices_input(),
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, memory_budget_gb=None):
+    def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, memory_budget_gb=None, devices=None):
         return comfy_verdict(cls, fusion_w=fusion_w, color_fix=color_fix, decode_tile=decode_tile,
-                             memory_budget_gb=memory_budget_gb)
+                             memory_budget_gb=memory_budget_gb, devices=devices)
 
-    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0):
+    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0,
+               devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         result = latents_of(latent, frames.shape[0])
         refuse_official_budget(result, memory_budget_gb)
@@ -88,7 +90,11 @@ class MGLDDecode:
 
             return fit_decode(video_vae, result.plan, decode_tile // 8, float("inf"))[1]
 
-        with torch.no_grad(), on_compute_device(video_vae, reserve=reserve):
+        if isinstance(result, OfficialLatents) and devices != LOCAL_DEVICES:
+            host.notify("MGLD Temporal CFW Decode: official latents are decoded in this process (devices applies to "
+                        "the default mode)")
+            devices = LOCAL_DEVICES
+        with torch.no_grad(), stage_executor("MGLD Temporal CFW Decode", devices, video_vae, reserve=reserve) as executor:
             if isinstance(result, OfficialLatents):
                 images = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                          hooks=host.hooks()).float() / 255.0
@@ -96,5 +102,6 @@ class MGLDDecode:
                 if decode_tile % 64:
                     raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
                 images = decode_video(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
-                                      tile=decode_tile // 8, memory_budget_gb=memory_budget_gb, hooks=host.hooks())
+                                      tile=decode_tile // 8, memory_budget_gb=memory_budget_gb, hooks=host.hooks(),
+                                      executor=executor)
         return (images,)

@@ -10,7 +10,7 @@ from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.host_memory import release_freed_memory
 from ..pipeline.motion import clip_flows
-from .common import MOTION, image_to_frames, on_compute_device
+from .common import LOCAL_DEVICES, MOTION, devices_input, image_to_frames, stage_executor
 from .validation import comfy_verdict
 
 FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
@@ -48,21 +48,23 @@ class MGLDFlow:
             "scene_cut_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
                                               "tooltip": "Colour-histogram jump between neighbouring frames above which a "
                                                          "scene cut is marked (no guidance or window across it). 1 disables."}),
+        }, "optional": {
+            "devices": devices_input(),
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, scene_cut_threshold=None):
-        return comfy_verdict(cls, scene_cut_threshold=scene_cut_threshold)
+    def VALIDATE_INPUTS(cls, scene_cut_threshold=None, devices=None):
+        return comfy_verdict(cls, scene_cut_threshold=scene_cut_threshold, devices=devices)
 
-    def compute(self, raft, frames, scene_cut_threshold):
+    def compute(self, raft, frames, scene_cut_threshold, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         plan = LRPlan.create(frames.shape[1], frames.shape[2], FLOW_PLAN_SCALE)
         check_fits(clip_footprint(frames.shape[0], plan).only("RAFT", "optical flow"), host.compute_device(),
                    f"MGLD Flow + Occlusion: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}",
                    "use fewer or smaller frames")
         threshold = float("inf") if scene_cut_threshold >= 1.0 else scene_cut_threshold
-        with torch.no_grad(), on_compute_device(raft):
-            flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks()).to("cpu")
+        with torch.no_grad(), stage_executor("MGLD Flow + Occlusion", devices, raft) as executor:
+            flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks(), executor=executor).to("cpu")
         if flow.num_frames < 2:
             h, w = plan.flow_size
             blank = torch.zeros(1, h, w, 3)

@@ -13,7 +13,8 @@ from ..pipeline.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.official import official_sample
 from ..pipeline.video import SamplingOptions, sample_video
-from .common import MEMORY_BUDGET_TOOLTIP, SAMPLING, image_to_frames, on_compute_device
+from .common import (LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, SAMPLING, devices_input, image_to_frames,
+                     on_compute_device, stage_executor)
 from .validation import comfy_verdict
 
 
@@ -94,17 +95,18 @@ class MGLDSampler:
         }, "optional": {
             "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP}),
+            "devices": devices_input(),
         }}
 
     @classmethod
     def VALIDATE_INPUTS(cls, steps=None, guidance_strength=None, seed=None, scale=None, window=None,
-                        window_overlap=None, tile_size=None, tile_overlap=None, memory_budget_gb=None):
+                        window_overlap=None, tile_size=None, tile_overlap=None, memory_budget_gb=None, devices=None):
         return comfy_verdict(cls, steps=steps, guidance_strength=guidance_strength, seed=seed, scale=scale,
                              window=window, window_overlap=window_overlap, tile_size=tile_size,
-                             tile_overlap=tile_overlap, memory_budget_gb=memory_budget_gb)
+                             tile_overlap=tile_overlap, memory_budget_gb=memory_budget_gb, devices=devices)
 
     def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, window, window_overlap,
-               tile_size, tile_overlap, memory_budget_gb=0.0):
+               tile_size, tile_overlap, memory_budget_gb=0.0, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         check_fits(clip_footprint(frames.shape[0], LRPlan.create(frames.shape[1], frames.shape[2], scale),
                                   window=window).only("latents", "a "), host.compute_device(),
@@ -114,14 +116,15 @@ class MGLDSampler:
         context = model.require_context()
         hooks = host.hooks()
         networks = (model.unet, model.lr_encoder, model.first_stage)
-        with torch.no_grad(), on_compute_device(*networks, reserve=lambda: sampling_reserve(networks, frames, scale,
-                                                                                            tile_size, window)):
+        reserve = lambda: sampling_reserve(networks, frames, scale, tile_size, window)  # noqa: E731
+        with torch.no_grad(), stage_executor("MGLD Sampler", devices, *networks, reserve=reserve) as executor:
             plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
             options = SamplingOptions(steps=steps, strength=guidance_strength, seed=seed, window=window,
                                       window_overlap=window_overlap, tile=tile_size, tile_overlap=tile_overlap,
                                       memory_budget_gb=memory_budget_gb)
             result = sample_video(frames, flow.motion_for(plan), plan, **model.networks(), context=context,
-                                  options=options, hooks=hooks)
+                                  options=options, hooks=hooks, executor=executor,
+                                  checkpoint=host.sampling_checkpoint())
             result.latents = result.latents.cpu()
         return (result,)
 

@@ -22,7 +22,8 @@ from ..pipeline.interpolation import MAX_MULTIPLIER, check_multiplier, interpola
 from ..pipeline.pair_motion import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE
 from ..pipeline.official import OfficialLatents, official_decode
 from ..pipeline.video import VideoLatents, decode_frames
-from .common import DECODING, image_to_frames, on_compute_device
+from ..models.placement import compute_device
+from .common import DECODING, LOCAL_DEVICES, image_to_frames, stage_executor
 from .decoder import MGLDDecode, latents_of, refuse_official_budget
 from .interpolation import INTERPOLATION_SETTINGS, MOTION_INPUTS, motion_source
 from .validation import comfy_verdict
@@ -52,16 +53,18 @@ class MGLDDecodeAndSave:
         required = {name: decoder[name] for name in cls.DECODER_INPUTS}
         required.update({name: saver["required"][name] for name in cls.SAVER_INPUTS})
         # The decoder's optional settings (e.g. a memory cap) follow, passed on to the decoder as they are, then
-        # MGLD Interpolate Frames' settings (added later: last, so saved workflows keep their widget values).
-        return {"required": required, "optional": {"audio": saver["optional"]["audio"], **decoder_options(),
-                                                   **interpolation_options()}}
+        # MGLD Interpolate Frames' settings; ``devices`` last, as on every node that has it.
+        decoder = decoder_options()
+        devices = decoder.pop("devices")
+        return {"required": required, "optional": {"audio": saver["optional"]["audio"], **decoder,
+                                                   **interpolation_options(), "devices": devices}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, filename_prefix=None, codec=None,
-                        crf=None, pixel_format=None, memory_budget_gb=None):
+                        crf=None, pixel_format=None, memory_budget_gb=None, devices=None):
         return comfy_verdict(cls, fusion_w=fusion_w, color_fix=color_fix, decode_tile=decode_tile,
                              filename_prefix=filename_prefix, codec=codec, crf=crf, pixel_format=pixel_format,
-                             memory_budget_gb=memory_budget_gb)
+                             memory_budget_gb=memory_budget_gb, devices=devices)
 
     def decode_and_save(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile, fps, filename_prefix, codec,
                         crf, pixel_format, audio=None, multiplier=1, scene_cut_threshold=DEFAULT_CUT_THRESHOLD,
@@ -70,6 +73,7 @@ class MGLDDecodeAndSave:
         unknown = set(options) - set(decoder_options())
         if unknown:
             raise TypeError(f"MGLDDecodeAndSave got unknown inputs: {', '.join(sorted(unknown))}")
+        devices = options.pop("devices", LOCAL_DEVICES)
         frames = image_to_frames(frames)
         result = latents_of(latent, frames.shape[0])
         refuse_official_budget(result, options.get("memory_budget_gb", 0.0))
@@ -85,16 +89,21 @@ class MGLDDecodeAndSave:
         suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix, output_path)
         hooks = host.hooks()
+        if isinstance(result, OfficialLatents) and devices != LOCAL_DEVICES:
+            hooks.notice("MGLD Decode + Save Video: official latents are decoded in this process (devices applies to "
+                         "the default mode)")
+            devices = LOCAL_DEVICES
         raft = raft if motion is not None else None  # RAFT goes to the device only when it is used
-        with torch.no_grad(), on_compute_device(video_vae, raft) as device:
+        with torch.no_grad(), stage_executor("MGLD Decode + Save Video", devices, video_vae, raft) as executor:
             if isinstance(result, OfficialLatents):
                 # The official decoder averages whole segments of image tiles: it is not streamed, but its
                 # 8-bit output is kept as uint8 (a quarter of an IMAGE).
                 source = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix, hooks=hooks)
             else:
                 source = _frames_only(decode_frames(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
-                                                    tile=decode_tile // 8, hooks=hooks, **options))
+                                                    tile=decode_tile // 8, hooks=hooks, executor=executor, **options))
             if motion is not None:  # frames interpolated on their way to the writer, one pair at a time
+                device = compute_device(raft) if raft is not None else host.compute_device()
                 source = interpolate_frames(source, multiplier, motion, device=device, hooks=hooks,
                                             total=frames.shape[0])
                 fps = out_fps

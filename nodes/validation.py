@@ -274,7 +274,24 @@ def check_node(cls, values: dict, node: Optional[str] = None) -> dict:
     rule = RULES.get(cls.__name__)
     if rule is not None:
         rule(node, converted)
+    _devices(node, converted)
     return converted
+
+
+def _devices(node: str, v: dict) -> None:
+    """The ``devices`` setting of the flow, sampler and decoder nodes: well formed, and Ray there if it asks for it."""
+    devices = v.get("devices")
+    if not isinstance(devices, str):
+        return
+    from ..pipeline.executor import check_devices
+
+    try:
+        check_devices(devices, "devices")
+    except ValueError as err:
+        text = str(err)
+        rest = text[len(f"devices={devices!r}"):].lstrip(": ") if text.startswith("devices=") else text
+        cause, _, fix = rest.partition("; ") if "; " in rest else rest.rpartition(": ")
+        raise InputError(node, "devices", devices, cause or rest, fix or "set it to 'local'") from None
 
 
 def comfy_verdict(cls, **values) -> Any:

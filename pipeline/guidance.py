@@ -15,6 +15,7 @@ means the same per-latent-pixel step at every resolution.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -276,8 +277,34 @@ def aligned_warping_loss(latents: torch.Tensor, flows_forward: torch.Tensor, flo
     return backward + forward
 
 
+@dataclasses.dataclass(frozen=True)
+class GuidanceChunk:
+    """A unit of the clip-wide guidance: frames ``a..b`` (the motion of their pairs comes with the networks)."""
+
+    latents: torch.Tensor  # [b-a+1, 4, h, w]
+    a: int
+    b: int
+    work: torch.dtype
+
+
+MOTION_FIELDS = ("flows_forward", "flows_backward", "fwd_occ", "bwd_occ", "cuts")
+
+
+def guidance_chunk(networks, unit: GuidanceChunk) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gradient of the warping loss of pairs a..b-1 w.r.t. frames a..b, the loss)``, computed on
+    ``networks["device"]`` from the clip's motion tensors in ``networks``."""
+    device = networks["device"].device
+    parts = [networks[name][unit.a:unit.b].to(device) for name in MOTION_FIELDS]
+    with torch.inference_mode(False), torch.enable_grad():
+        frames, ff, fb, fwd_occ, bwd_occ, cuts = _grad_ready(unit.latents.to(device), *parts)
+        x = frames.detach().to(unit.work).requires_grad_(True)
+        part = aligned_warping_loss(x, ff, fb, fwd_occ, bwd_occ, (~cuts).to(unit.work))
+        (part_grad,) = torch.autograd.grad(part, x)
+    return part_grad, part.detach()
+
+
 def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int, motion, strength: float = OFFICIAL_STRENGTH,
-                       *, device: torch.device | None = None, pairs_per_chunk: int | None = None):
+                       *, device: torch.device | None = None, pairs_per_chunk: int | None = None, executor=None):
     """Guidance of respaced step ``j`` on a whole clip (windows and their seams alike), no pair across a cut.
 
     ``motion`` is a :class:`~.motion.MotionField` on the latent grid. Returns ``(latents', loss)``.
@@ -285,7 +312,10 @@ def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int
     time (neighbouring chunks share one frame, whose two contributions are added): the autograd
     graph, and on ``device`` the memory, then cover a chunk instead of the clip. ``None`` = one chunk.
     Clip-long latents may live in host RAM while each chunk is computed on the accelerator.
+    ``executor`` (default: this process, on ``device``) computes the chunks; they are added here in order.
     """
+    from .executor import DEVICE, LOCAL, device_marker
+
     strength = float(strength)
     if not math.isfinite(strength) or strength < 0:
         raise ValueError(f"guidance strength must be a finite number >= 0, got {strength}")
@@ -299,16 +329,11 @@ def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int
     chunk = n - 1 if pairs_per_chunk is None else pairs_per_chunk
     grad = torch.zeros(latents.shape, dtype=work, device=latents.device)
     loss = torch.zeros((), dtype=work, device=latents.device)
-    for a in range(0, n - 1, chunk):
-        b = min(a + chunk, n - 1)  # pairs a..b-1 join frames a..b
-        parts = [t[a:b].to(device) for t in (motion.flows_forward, motion.flows_backward, motion.fwd_occ,
-                                              motion.bwd_occ, motion.cuts)]
-        with torch.inference_mode(False), torch.enable_grad():
-            frames, ff, fb, fwd_occ, bwd_occ, cuts = _grad_ready(latents[a:b + 1].to(device), *parts)
-            x = frames.detach().to(work).requires_grad_(True)
-            part = aligned_warping_loss(x, ff, fb, fwd_occ, bwd_occ, (~cuts).to(work))
-            (part_grad,) = torch.autograd.grad(part, x)
+    bounds = [(a, min(a + chunk, n - 1)) for a in range(0, n - 1, chunk)]  # pairs a..b-1 join frames a..b
+    units = (GuidanceChunk(latents[a:b + 1], a, b, work) for a, b in bounds)
+    networks = {DEVICE: device_marker(device), **{name: getattr(motion, name) for name in MOTION_FIELDS}}
+    for (a, b), (part_grad, part) in zip(bounds, (executor or LOCAL).map(guidance_chunk, units, networks)):
         grad[a:b + 1] += part_grad.to(grad.device)
-        loss += part.detach().to(loss.device)
+        loss += part.to(loss.device)
     step = (-strength) * schedule.log_variance(j).to(device=grad.device, dtype=work)
     return (latents.detach().to(work) - step * grad).to(latents.dtype), loss

@@ -209,18 +209,51 @@ def to_host(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(HOST)
 
 
+@dataclasses.dataclass(frozen=True)
+class FlowChunk:
+    """A unit of the flow stage: consecutive LR frames (a chunk shares its first frame with the previous one)."""
+
+    frames: torch.Tensor  # [c,H,W,3]
+    plan: object
+    tail: bool  # the clip's last chunk: also RAFT of its last frame against itself (official padding)
+
+
+def flow_chunk(networks, unit: FlowChunk) -> dict:
+    """RAFT both ways between the chunk's neighbours, their colour-histogram jumps, and the tail flows."""
+    from .frames import flow_network_input
+
+    raft = networks["raft"]
+    device, raft_dtype = compute_device(raft), next(raft.parameters()).dtype
+    prepared = flow_network_input(unit.plan.prepare(unit.frames, device))
+    out = {}
+    if unit.frames.shape[0] > 1:
+        pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
+        check_finite(pair_ff, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
+        check_finite(pair_fb, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
+        out["ff"], out["fb"] = to_host(pair_ff[0]), to_host(pair_fb[0])
+        del pair_ff, pair_fb
+        lr01 = unit.frames.to(device)
+        lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
+        out["score"] = to_host(colour_histogram_jumps(lr01.permute(0, 3, 1, 2)))
+    if unit.tail:
+        tail_ff, tail_fb = compute_flows(raft, torch.stack([prepared[-1], prepared[-1]]).unsqueeze(0))
+        out["tail_ff"], out["tail_fb"] = to_host(tail_ff[0].float()), to_host(tail_fb[0].float())
+    return out
+
+
 def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int | None = None,
-               hooks=None) -> ClipFlow:
+               hooks=None, executor=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
 
-    ``chunk`` defaults to 16 frames, fewer for large frames (``FLOW_PIXELS_PER_CALL``).
+    ``chunk`` defaults to 16 frames, fewer for large frames (``FLOW_PIXELS_PER_CALL``). ``executor``
+    (default: this process) computes the chunks.
 
     Frames are prepared as the official script prepares them (upsample, pad, quarter size) so the
     official mode gets exactly its flows; consecutive chunks share one frame so every pair is seen once.
     RAFT runs on its own device one chunk at a time; the clip's flows and cut scores are collected
     in host RAM (:data:`HOST`), so the accelerator's memory does not grow with the clip.
     """
-    from .frames import flow_network_input
+    from .executor import LOCAL
     from .hooks import ProgressCounter
 
     if chunk is None:
@@ -230,35 +263,21 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     n = frames.shape[0]
     if n < 1:
         raise ValueError("no frames to compute flow for")
-    device, raft_dtype = compute_device(raft), next(raft.parameters()).dtype
     progress = ProgressCounter(hooks, n, "optical flow")
     # Filled chunk by chunk in host RAM: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size
     ff = torch.empty(n - 1, 2, hf, wf, device=HOST)
     fb = torch.empty(n - 1, 2, hf, wf, device=HOST)
     score = torch.zeros(n - 1, device=HOST)
-    start = 0
-    while True:
+    starts = [0]
+    while starts[-1] + chunk < n:
+        starts.append(starts[-1] + chunk - 1)
+    units = (FlowChunk(frames[start:min(n, start + chunk)], plan, start == starts[-1]) for start in starts)
+    for start, out in zip(starts, (executor or LOCAL).map(flow_chunk, units, {"raft": raft})):
         stop = min(n, start + chunk)
-        prepared = flow_network_input(plan.prepare(frames[start:stop], device))
         if stop - start > 1:
-            pair_ff, pair_fb = compute_flows(raft, prepared.unsqueeze(0))
-            check_finite(pair_ff, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
-            check_finite(pair_fb, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
-            ff[start:stop - 1] = to_host(pair_ff[0])
-            fb[start:stop - 1] = to_host(pair_fb[0])
-            del pair_ff, pair_fb
-            lr01 = frames[start:stop].to(device)
-            lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
-            score[start:stop - 1] = to_host(colour_histogram_jumps(lr01.permute(0, 3, 1, 2)))
-            del lr01
-        if stop == n:  # the last frame, for the tail pair (a copy: a view would keep the whole chunk alive)
-            last = prepared[-1:].clone()
-        del prepared
+            ff[start:stop - 1] = out["ff"]
+            fb[start:stop - 1] = out["fb"]
+            score[start:stop - 1] = out["score"]
         progress.step(amount=stop - start - (start > 0))
-        if stop == n:
-            break
-        start = stop - 1
-    tail_ff, tail_fb = compute_flows(raft, torch.stack([last[0], last[0]]).unsqueeze(0))
-    tail_ff, tail_fb = to_host(tail_ff[0].float()), to_host(tail_fb[0].float())
-    return ClipFlow(ff, fb, tail_ff, tail_fb, plan, score > cut_threshold, score)
+    return ClipFlow(ff, fb, out["tail_ff"], out["tail_fb"], plan, score > cut_threshold, score)

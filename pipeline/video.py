@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
 from ..models.placement import compute_device
 from .budget import fit_decode, fit_sampling
+from .checkpoint import SamplingCheckpoint
+from .executor import LOCAL, Executor
 from .frames import LRPlan
 from .guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from .hooks import Hooks, ProgressCounter
@@ -102,32 +104,52 @@ def check_frames(frames: torch.Tensor) -> None:
         raise ValueError("the frames contain NaN or infinite values")
 
 
+@dataclasses.dataclass(frozen=True)
+class EncodeChunk:
+    """A unit of the LR encoding: some frames and their share of the clip's posterior noise."""
+
+    frames: torch.Tensor  # [c,H,W,3]
+    draws: torch.Tensor  # [c,4,h,w]
+    plan: LRPlan
+
+
+def lr_latents_of_chunk(networks, unit: EncodeChunk) -> torch.Tensor:
+    """Scaled posterior samples of one chunk, in host RAM."""
+    first_stage = networks["first_stage"]
+    device = compute_device(first_stage)
+    dtype = next(first_stage.parameters()).dtype
+    posterior = first_stage.encode(unit.plan.prepare(unit.frames, device).to(dtype))
+    sample = posterior.sample(noise=unit.draws.to(device))
+    check_finite(sample, "VAE encode (sampler)", dtype, DIFFUSION_LOADER)
+    return (LATENT_SCALE * sample.float()).to(STATE_DEVICE)
+
+
 def encode_lr_latents(first_stage, frames: torch.Tensor, plan: LRPlan, generator: torch.Generator,
-                      chunk: int | None = None) -> torch.Tensor:
+                      chunk: int | None = None, executor: Executor = LOCAL) -> torch.Tensor:
     """Scaled LR latents (posterior samples) of every frame, encoded ``chunk`` frames at a time.
 
     By default as many frames as fit in about one megapixel (one frame at 1080p): the encoder's
     activations at full output resolution are the largest of the whole pipeline.
     """
-    device = compute_device(first_stage)
-    dtype = next(first_stage.parameters()).dtype
     h, w = plan.latent_size
     if chunk is None:
         chunk = max(1, min(8, 2 ** 20 // (plan.padded[0] * plan.padded[1])))
     draws = torch.randn((frames.shape[0], 4, h, w), generator=generator)  # one draw for the clip: chunking-independent
-    latents = []
-    for start in range(0, frames.shape[0], chunk):
-        posterior = first_stage.encode(plan.prepare(frames[start:start + chunk], device).to(dtype))
-        sample = posterior.sample(noise=draws[start:start + chunk].to(device))
-        check_finite(sample, "VAE encode (sampler)", dtype, DIFFUSION_LOADER)
-        latents.append((LATENT_SCALE * sample.float()).to(STATE_DEVICE))
-    return torch.cat(latents)
+    units = (EncodeChunk(frames[start:start + chunk], draws[start:start + chunk], plan)
+             for start in range(0, frames.shape[0], chunk))
+    return torch.cat(list(executor.map(lr_latents_of_chunk, units, {"first_stage": first_stage})))
 
 
 def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, unet, lr_encoder, first_stage,
                  context: torch.Tensor, options: SamplingOptions = SamplingOptions(),
-                 hooks: Optional[Hooks] = None) -> VideoLatents:
-    """Motion-guided sampling of all frames: windows blended per step, guidance over the whole clip."""
+                 hooks: Optional[Hooks] = None, executor: Executor = LOCAL,
+                 checkpoint: Optional[SamplingCheckpoint] = None) -> VideoLatents:
+    """Motion-guided sampling of all frames: windows blended per step, guidance over the whole clip.
+
+    ``executor`` computes the VAE-encode chunks and each step's window predictions (here, or spread
+    over devices: the same result). ``checkpoint`` saves the sampling state every few steps and
+    resumes from the last saved step of an interrupted run with the same inputs and settings.
+    """
     check_frames(frames)
     n = frames.shape[0]
     latent_size = plan.latent_size
@@ -148,17 +170,27 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
     generator = torch.Generator().manual_seed(int(options.seed))
     device = compute_device(unet)
     motion = motion.to(STATE_DEVICE)
-    lr_latent = encode_lr_latents(first_stage, frames, plan, generator, encode_chunk)
-    x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator))
     plans = [windows_at(step, schedule.steps, n, options, motion.cuts) for step in range(schedule.steps)]
     progress = ProgressCounter(hooks, sum(len(p) for p in plans), "sampling")
+    run_key = checkpoint.run_key(frames, motion.cuts, plan, options) if checkpoint is not None else ""
+    saved = checkpoint.load(run_key, hooks) if checkpoint is not None else None
+    if saved is None:
+        lr_latent = encode_lr_latents(first_stage, frames, plan, generator, encode_chunk, executor)
+        x = q_sample_respace(schedule, lr_latent, torch.randn(lr_latent.shape, generator=generator))
+        first_step = 0
+    else:
+        x, lr_latent, first_step = saved.x, saved.lr_latent, saved.step
+        generator.set_state(saved.generator_state)
+        progress.done = sum(len(p) for p in plans[:first_step])
+    networks = {"unet": unet, "lr_encoder": lr_encoder, "context": context}
     current = options
     for step, j in enumerate(reversed(range(schedule.steps))):
+        if step < first_step:
+            continue
         done = progress.done
         while True:
             try:
-                eps = _step_eps(unet, lr_encoder, x, lr_latent, context, schedule, step, j, plans[step], current,
-                                progress)
+                eps = _step_eps(executor, networks, x, lr_latent, schedule, step, j, plans[step], current, progress)
                 break
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
                 if not is_out_of_memory(exc):
@@ -168,32 +200,55 @@ def sample_video(frames: torch.Tensor, motion: MotionField, plan: LRPlan, *, une
         noise = torch.randn(x.shape, generator=generator)
         x = ddpm_step(schedule, j, x, eps, noise)
         x, _ = clip_guidance_step(x, schedule, j, motion, options.strength, device=device,
-                                  pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
+                                  pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK, executor=executor)
         check_finite(x, f"sampling step {step + 1} of {schedule.steps}", next(unet.parameters()).dtype,
                      DIFFUSION_LOADER)
+        if checkpoint is not None and checkpoint.due(step, schedule.steps):
+            checkpoint.save(run_key, step + 1, x, lr_latent, generator.get_state())
     return VideoLatents(x, plan, motion.cuts.cpu())
 
 
-def _step_eps(unet, lr_encoder, x, lr_latent, context, schedule, step: int, j: int, windows: list[Window],
+@dataclasses.dataclass(frozen=True)
+class WindowStep:
+    """A unit of a denoising step: one temporal window's slices of the clip state and where its tiles fall."""
+
+    x: torch.Tensor  # [T,4,h,w] noisy latents of the window's frames
+    lr_latent: torch.Tensor  # [T,4,h,w]
+    t_model: int
+    tile: int
+    tile_overlap: Optional[int]  # None: the shifted disjoint tiles of ``step``
+    tiles_per_batch: int
+    step: int
+    between_tiles: Optional[Callable[[], None]] = None  # Cancel check before each tile (in this process only)
+
+
+def window_eps(networks, unit: WindowStep) -> torch.Tensor:
+    """Tiled noise prediction of one window at one step, in host RAM."""
+    unet = networks["unet"]
+    device = compute_device(unet)
+    return predict_eps(unet, networks["lr_encoder"], unit.x.to(device), unit.lr_latent.to(device), unit.t_model,
+                       networks["context"], unit.tile, unit.tile_overlap or 0, unit.tiles_per_batch,
+                       num_frames=unit.x.shape[0], shift_step=unit.step if unit.tile_overlap is None else None,
+                       between_tiles=unit.between_tiles).to(STATE_DEVICE)
+
+
+def _step_eps(executor: Executor, networks: dict, x, lr_latent, schedule, step: int, j: int, windows: list[Window],
               options: SamplingOptions, progress: ProgressCounter) -> torch.Tensor:
     """The clip's noise prediction at one step: every window's tiled prediction, blended by window weights.
 
-    ``x`` and ``lr_latent`` stay where they are (host RAM); each window's slices go to the UNet's device.
+    ``x`` and ``lr_latent`` stay where they are (host RAM); each window's slices go to the executor.
     """
-    device = compute_device(unet)
     t_model = schedule.model_timestep(j)
     eps_sum = torch.zeros_like(x)
     weight_sum = torch.zeros(x.shape[0], device=x.device)
     tile_overlap = tile_overlap_at(step, schedule.steps, options)
-    for window in windows:
-        index = torch.tensor(window.frames, device=x.device)
-        x_window = x[index].to(device)
-        eps = predict_eps(unet, lr_encoder, x_window, lr_latent[index].to(device), t_model, context,
-                          options.tile, tile_overlap or 0, options.tiles_per_batch, num_frames=len(window.frames),
-                          shift_step=step if tile_overlap is None else None,
-                          between_tiles=progress.hooks.interrupt_point if progress.hooks is not None else None)
-        x0 = predict_x0(schedule, j, x_window, eps) if progress.wants_preview else None
-        eps = eps.to(x.device)
+    # Cancel between tiles reaches only this process's own work (remote workers are stopped between windows).
+    between_tiles = progress.hooks.interrupt_point if progress.hooks is not None and executor is LOCAL else None
+    index_of = [torch.tensor(window.frames, device=x.device) for window in windows]
+    units = (WindowStep(x[index], lr_latent[index], t_model, options.tile, tile_overlap, options.tiles_per_batch, step,
+                        between_tiles) for index in index_of)
+    for window, index, eps in zip(windows, index_of, executor.map(window_eps, units, networks)):
+        x0 = predict_x0(schedule, j, x[index], eps) if progress.wants_preview else None
         frame_weights = torch.tensor(window.weights, device=x.device)
         eps_sum.index_add_(0, index, eps * frame_weights.view(-1, 1, 1, 1))
         weight_sum.index_add_(0, index, frame_weights)
@@ -293,15 +348,49 @@ def decode_window(video_vae, z: torch.Tensor, lr: torch.Tensor, dec_w: float, ti
     return out / total
 
 
+@dataclasses.dataclass(frozen=True)
+class DecodeWindow:
+    """A unit of the decoder: one temporal window's latents and prepared LR frames."""
+
+    z: torch.Tensor  # [T,4,h,w]
+    lr: torch.Tensor  # [T,3,8h,8w]
+    dec_w: float
+    tile: int  # latent pixels, 0 = whole frames
+    between_tiles: Optional[Callable[[], None]] = None  # Cancel check before each tile (in this process only)
+
+
+def decode_window_unit(networks, unit: DecodeWindow) -> tuple[torch.Tensor, int]:
+    """``(decoded window, tile used)``: an out-of-memory error is retried with smaller tiles, which the
+    caller then keeps for the following windows."""
+    video_vae = networks["video_vae"]
+    device = compute_device(video_vae)
+    dtype = next(video_vae.parameters()).dtype
+    tile = unit.tile
+    while True:
+        try:
+            return decode_window(video_vae, unit.z.to(device, dtype), unit.lr.to(device, dtype), unit.dec_w, tile,
+                                 between_tiles=unit.between_tiles), tile
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
+            if not is_out_of_memory(exc):
+                raise
+            release_cached_memory(device)
+            smaller = smaller_tile(tile if tile > 0 else max(unit.z.shape[-2:]))
+            if smaller is None:
+                raise MemoryError(f"out of memory on {device} decoding even with {8 * tile}-px tiles: free memory "
+                                  "or decode on a smaller clip") from exc
+            tile = smaller
+
+
 def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec_w: float = 1.0,
                   colorfix: str = "adain", overlap: int = 2, tile: int = 0, memory_budget_gb: float = 0.0,
-                  hooks: Optional[Hooks] = None) -> Iterator[tuple[int, torch.Tensor]]:
+                  hooks: Optional[Hooks] = None, executor: Executor = LOCAL) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(index, frame [H',W',3] float in [0,1])`` in order, as soon as each frame is final.
 
     Decoding uses the video VAE's own window length with overlapping windows blended with
     triangular weights; at most one window of frames is held, so long clips stream. ``tile`` is
     the spatial decode tile in latent pixels (0 = whole frames); with ``memory_budget_gb`` > 0 it
-    shrinks until the estimated peak fits.
+    shrinks until the estimated peak fits. ``executor`` decodes the windows (a few ahead when spread
+    over devices); blending and the colour fix happen here, in order.
     """
     plan, z = latents.plan, latents.latents
     n = z.shape[0]
@@ -322,23 +411,20 @@ def decode_frames(latents: VideoLatents, frames: torch.Tensor, video_vae, *, dec
     progress = ProgressCounter(hooks, len(windows), "decoding")
     pending: dict[int, list] = {}
     next_frame = 0
-    for k, win in enumerate(windows):
-        lr = plan.prepare(frames[list(win.frames)], device).to(dtype)
-        while True:
-            try:
-                decoded = decode_window(video_vae, z[list(win.frames)].to(device, dtype), lr, dec_w, tile,
-                                        between_tiles=hooks.interrupt_point if hooks is not None else None)
-                break
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are retried
-                if not is_out_of_memory(exc):
-                    raise
-                release_cached_memory(device)
-                smaller = smaller_tile(tile if tile > 0 else max(z.shape[-2:]))
-                if smaller is None:
-                    raise MemoryError(f"out of memory on {device} decoding even with {8 * tile}-px tiles: free memory "
-                                      "or decode on a smaller clip") from exc
-                tile = smaller
-                (hooks or Hooks()).notice(f"out of memory on {device}: decoding with {8 * tile}-px tiles from now on")
+    prepared = [None] * len(windows)
+    between_tiles = hooks.interrupt_point if hooks is not None and executor is LOCAL else None
+
+    def units():
+        for k, win in enumerate(windows):
+            prepared[k] = plan.prepare(frames[list(win.frames)], device).to(dtype)
+            yield DecodeWindow(z[list(win.frames)], prepared[k], dec_w, tile, between_tiles)
+
+    for k, (win, (decoded, used)) in enumerate(zip(windows, executor.map(decode_window_unit, units(),
+                                                                         {"video_vae": video_vae}))):
+        lr, prepared[k] = prepared[k], None
+        if used != tile:  # ran out of memory: smaller tiles from now on
+            tile = used
+            (hooks or Hooks()).notice(f"out of memory on {device}: decoding with {8 * tile}-px tiles from now on")
         check_finite(decoded, "CFW decode", dtype, VIDEO_VAE_LOADER)
         for pos, (f, wt) in enumerate(zip(win.frames, win.weights)):
             if wt == 0:

@@ -71,3 +71,15 @@ def models_dir(tmp_path_factory, tiny_release):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster of 2 CPUs for the whole session (Ray takes seconds to start): room for 2 CPU workers."""
+    import ray
+
+    from mgld_vsr.pipeline.ray_executor import connect
+
+    connect(num_cpus=2)
+    yield ray
+    ray.shutdown()

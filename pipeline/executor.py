@@ -1,0 +1,120 @@
+"""Where a stage's independent units of work run: in this process, or spread over workers.
+
+Every stage of the pipeline is a set of units that do not depend on each other: RAFT on a chunk
+of frames, the VAE encoding of a chunk, the noise prediction of one temporal window at one
+denoising step, the CFW decoding of one window. A stage hands them to ``executor.map(task, units,
+networks)`` and consumes the results in unit order; whatever combines several units (blending
+windows, the DDPM step, the clip-level motion guidance, the colour fix) stays with the caller, so
+the sampling loop remains a plain loop over steps.
+
+``task(networks, unit)`` is a module-level function (workers import it by name) computing one
+unit with the stage's ``networks``: a name -> module or tensor mapping that a worker receives once
+per stage. Modules run on the worker's device; tensors (clip-long inputs every unit takes a slice
+of, like the motion) stay in host memory; ``networks[DEVICE]`` is an empty tensor on the device the
+unit runs on (for tasks without a network, e.g. the motion guidance). :class:`LocalExecutor`
+runs each unit in this process when its result is asked for: exactly the single-device code
+path. ``ray_executor.RayExecutor`` runs the same function on one worker per device, so a unit
+computes the same thing wherever it runs and the output does not depend on the executor.
+
+:func:`executor_for` turns a node's ``devices`` setting into an executor.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol
+
+Task = Callable[[Mapping[str, Any], Any], Any]
+
+#: The ``networks`` entry saying where a unit runs (see the module docstring).
+DEVICE = "device"
+_DEVICE_MARKERS: dict[str, Any] = {}
+
+
+def device_marker(device) -> Any:
+    """An empty tensor on ``device``, one object per device (so an executor never ships it twice)."""
+    import torch
+
+    return _DEVICE_MARKERS.setdefault(str(device), torch.empty(0, device=device))
+
+#: The ``devices`` value that keeps every stage in this process (the default everywhere).
+LOCAL_DEVICES = "local"
+DEVICES_HELP = ("'local' (this process), 'auto' (every GPU of the Ray cluster), 'cuda:0,cuda:1' (these GPUs of "
+                "this machine), 'cpu:N' (N CPU worker processes) or a number N (N workers, one GPU each when the "
+                "cluster has GPUs)")
+
+
+class Executor(Protocol):
+    def map(self, task: Task, units: Iterable, networks: Mapping[str, Any]) -> Iterator:
+        """``task(networks, unit)`` of every unit, yielded in unit order."""
+
+    def release(self) -> None:
+        """The stage is over: give back what its networks hold on the devices."""
+
+
+class LocalExecutor:
+    """Each unit in this process, computed when the caller asks for its result."""
+
+    def map(self, task: Task, units: Iterable, networks: Mapping[str, Any]) -> Iterator:
+        for unit in units:
+            yield task(networks, unit)
+
+    def release(self) -> None:
+        pass
+
+
+LOCAL = LocalExecutor()
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceRequest:
+    """A parsed ``devices`` setting. ``workers`` None: one per GPU of the cluster."""
+
+    workers: Optional[int] = None
+    gpus: Optional[bool] = None  # None: GPUs when the cluster has them
+    gpu_ids: tuple[int, ...] = ()  # local GPUs to start the cluster on (``cuda:0,cuda:1``)
+
+
+def parse_devices(devices: str, where: str = "devices") -> Optional[DeviceRequest]:
+    """``None`` for ``local``; a :class:`DeviceRequest` otherwise. Raises ``ValueError`` naming the fix."""
+    text = str(devices).strip().lower().replace(" ", "")
+    if text in ("", LOCAL_DEVICES):
+        return None
+    if text == "auto":
+        return DeviceRequest()
+    if text.isdigit() and int(text) >= 1:
+        return DeviceRequest(workers=int(text))
+    if text.startswith("cpu:") and text[4:].isdigit() and int(text[4:]) >= 1:
+        return DeviceRequest(workers=int(text[4:]), gpus=False)
+    parts = text.split(",")
+    if all(p.startswith("cuda:") and p[5:].isdigit() for p in parts):
+        ids = tuple(int(p[5:]) for p in parts)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{where}={devices!r}: a GPU is listed twice; list each GPU once, e.g. 'cuda:0,cuda:1'")
+        return DeviceRequest(workers=len(ids), gpus=True, gpu_ids=ids)
+    raise ValueError(f"{where}={devices!r} is not a device list: use {DEVICES_HELP}")
+
+
+def ray_available() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def check_devices(devices: str, where: str = "devices") -> None:
+    """Raise a one-line ``ValueError`` when ``devices`` is malformed or needs Ray and Ray is missing (no work done).
+
+    ``where`` names the setting in the message, e.g. ``MGLD Sampler: devices``.
+    """
+    if parse_devices(devices, where) is not None and not ray_available():
+        raise ValueError(f"{where}={devices!r} spreads the work over several devices with Ray, which is not "
+                         f"installed: pip install -r requirements-distributed.txt, or set it to 'local'")
+
+
+def executor_for(devices: str, where: str = "devices"):
+    """The executor a ``devices`` setting asks for (workers are started once per process and reused)."""
+    request = parse_devices(devices, where)
+    if request is None:
+        return LOCAL
+    check_devices(devices, where)
+    from .ray_executor import shared_executor
+
+    return shared_executor(request)
