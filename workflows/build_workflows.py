@@ -94,7 +94,8 @@ class Graph:
                 "version": 0.4}
 
 
-def basic(classes):
+def sampled_clip(classes) -> "Graph":
+    """Nodes 1-6 of the basic graph: the three loaders, the LR video, its flow and the default sampler."""
     g = Graph(classes)
     g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
     g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
@@ -102,6 +103,11 @@ def basic(classes):
     g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
     g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
+    return g
+
+
+def basic(classes):
+    g = sampled_clip(classes)
     g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
     g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)},
           size=(320, 440))  # room for the video preview under the widgets
@@ -137,13 +143,7 @@ def advanced(classes):
 
 def long_video(classes):
     """The basic graph with the decoder and saver merged, so the upscaled clip is written frame by frame."""
-    g = Graph(classes)
-    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
-    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
-    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
-    g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
-    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
-    g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
+    g = sampled_clip(classes)
     g.add(7, "MGLDDecodeAndSave", (840, 40), {"filename_prefix": "MGLD/mgld_vsr_long"},
           links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0), "fps": (4, 1), "audio": (4, 2)},
           size=(340, 540))  # room for the video preview under the widgets
@@ -152,13 +152,7 @@ def long_video(classes):
 
 def x4_fps_x2(classes):
     """The basic graph, then twice the frame rate: interpolated with the LR clip's flow (no second RAFT run)."""
-    g = Graph(classes)
-    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
-    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
-    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
-    g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
-    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
-    g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
+    g = sampled_clip(classes)
     g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
     g.add(8, "MGLDInterpolateFrames", (840, 240),
           links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2), "flow": (5, 0)}, size=(320, 190))
