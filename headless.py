@@ -147,6 +147,7 @@ def check(api: dict, classes: dict, *, streamed: bool | None = None, output_give
     """Everything that can be checked before the first node runs (see :mod:`preflight`); values are
     converted in place. ``streamed``: whether decoded frames go straight into the file (default: no
     separate decoder node is left in the graph)."""
+    classes = with_core_nodes(classes)
     preflight.check_api_workflow(api, classes)
     topological_order(api)  # a cycle is refused now, not halfway through
     preflight.check_values(api, classes, output_given=output_given)

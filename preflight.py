@@ -151,8 +151,8 @@ def check_api_workflow(api: dict, classes: dict) -> None:
             raise WorkflowError(f"node {node_id} is not a node object with 'class_type' and 'inputs'")
         kind = node.get("class_type")
         if kind not in classes:
-            raise WorkflowError(f"node {node_id} is a '{kind}', which this runner does not know (only this pack's "
-                                f"nodes run headless: {', '.join(sorted(classes))})")
+            raise WorkflowError(f"node {node_id} is a '{kind}', which this runner does not know (it runs this pack's "
+                                f"nodes and these ComfyUI core nodes: {', '.join(sorted(classes))})")
     producers = _producers(classes)
     for node_id, node in api.items():
         label = node_label(node_id, node)
