@@ -108,8 +108,8 @@ def sampled_clip(classes) -> "Graph":
 
 def basic(classes):
     g = sampled_clip(classes)
-    g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
-    g.add(8, "MGLDSaveVideo", (840, 260), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)},
+    g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 200))
+    g.add(8, "MGLDSaveVideo", (840, 290), links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2)},
           size=(320, 440))  # room for the video preview under the widgets
     return g.to_json()
 
@@ -135,9 +135,9 @@ def advanced(classes):
           links={"frames": (11, 0), "flow": (6, 0), "frames_b": (12, 0)}, size=(380, 250))
     g.add(14, "PreviewImage", (1540, 330), links={"images": (13, 1)}, title="Warping error (red: guided, blue: unguided)",
           size=(380, 300))
-    g.add(15, "CreateVideo", (1180, 500), links={"images": (11, 0), "fps": (5, 1), "audio": (5, 2)},
+    g.add(15, "CreateVideo", (1180, 530), links={"images": (11, 0), "fps": (5, 1), "audio": (5, 2)},
           title="Create Video (core)", size=(300, 110))
-    g.add(16, "SaveVideo", (1180, 650), title="Save Video (core)", links={"video": (15, 0)}, size=(320, 330))
+    g.add(16, "SaveVideo", (1180, 680), title="Save Video (core)", links={"video": (15, 0)}, size=(320, 330))
     return g.to_json()
 
 
@@ -153,8 +153,8 @@ def long_video(classes):
 def x4_fps_x2(classes):
     """The basic graph, then twice the frame rate: interpolated with the LR clip's flow (no second RAFT run)."""
     g = sampled_clip(classes)
-    g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 150))
-    g.add(8, "MGLDInterpolateFrames", (840, 240),
+    g.add(7, "MGLDDecode", (840, 40), links={"video_vae": (2, 0), "latent": (6, 0), "frames": (4, 0)}, size=(320, 200))
+    g.add(8, "MGLDInterpolateFrames", (840, 290),
           links={"frames": (7, 0), "fps": (4, 1), "audio": (4, 2), "flow": (5, 0)}, size=(320, 190))
     g.add(9, "MGLDSaveVideo", (1200, 40), {"filename_prefix": "MGLD/mgld_vsr_x4_fps_x2"},
           links={"frames": (8, 0), "fps": (8, 1), "audio": (8, 2)}, size=(320, 220))
