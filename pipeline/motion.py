@@ -218,12 +218,20 @@ class FlowChunk:
     tail: bool  # the clip's last chunk: also RAFT of its last frame against itself (official padding)
 
 
+def estimator_placement(raft) -> tuple[torch.device, torch.dtype]:
+    """Device and precision of the flow estimator: RAFT's, or the CPU in float32 for an estimator
+    without parameters (a classical flow method, as the quality benchmark's stand-in uses)."""
+    if isinstance(raft, torch.nn.Module) and next(raft.parameters(), None) is not None:
+        return compute_device(raft), next(raft.parameters()).dtype
+    return torch.device("cpu"), torch.float32
+
+
 def flow_chunk(networks, unit: FlowChunk) -> dict:
     """RAFT both ways between the chunk's neighbours, their colour-histogram jumps, and the tail flows."""
     from .frames import flow_network_input
 
     raft = networks["raft"]
-    device, raft_dtype = compute_device(raft), next(raft.parameters()).dtype
+    device, raft_dtype = estimator_placement(raft)
     prepared = flow_network_input(unit.plan.prepare(unit.frames, device))
     out = {}
     if unit.frames.shape[0] > 1:
@@ -244,6 +252,9 @@ def flow_chunk(networks, unit: FlowChunk) -> dict:
 def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int | None = None,
                hooks=None, executor=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
+
+    ``raft`` is the RAFT network, or any flow estimator called the same way (``flow_ops.compute_flows``:
+    two ``[n,3,h,w]`` batches in [0, 1] -> ``[n,2,h,w]``); one without parameters runs on the CPU.
 
     ``chunk`` defaults to 16 frames, fewer for large frames (``FLOW_PIXELS_PER_CALL``). ``executor``
     (default: this process) computes the chunks.
