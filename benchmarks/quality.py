@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+"""Quality of the sampling modes on a held-out real clip, with the trained stand-in model.
+
+    python benchmarks/quality.py [--quick] [--json FILE] [--frames N] [--steps S] [--threads T] [--variant ...]
+
+The stand-in (``benchmarks/standin/``: the pack's network classes at a small size, trained on
+natural video) runs through the real pipeline (``pipeline/video.py`` sample_video + decode_video,
+``pipeline/official.py``) on frames of Big Buck Bunny, a clip it never saw, degraded x4 as in
+training. Its motion comes from OpenCV's DIS flow fed through the pack's flow code
+(``clip_flows``: occlusion check, scene cuts, resizing) in place of RAFT. Its native latent tile is
+32 (256 px), so the benchmark's 512-px frames (a 64x64 latent) are 2x2 native tiles, as 1024-px
+frames are for the real model; tile sizes below are the real model's halved.
+
+Modes (same seed, hence the same noise in every pipeline/video.py run):
+* ``untiled``: the reference; one tile covering the latent, one window covering the clip;
+* ``default``: the pack's default mode (shifted tiles and windows, blended start/finish steps);
+* ``fixed_grid``: fixed Gaussian-blended 32/16 tiles (the official 64/32 at half scale), fixed
+  windows overlapping by 2;
+* ``official``: the official script's scheme (5-frame segments; its 64/32 latent tiles and 960-px
+  image tiles cover these frames whole).
+
+Per mode:
+* ``seam``: |latents - untiled latents| averaged along every latent row and column (4 px from
+  the edge excluded), the worst line over the median line (1 = no line anywhere);
+* ``border_flicker``: motion-compensated change between neighbouring output frames (the per-pair
+  warping error) at the borders of the last step's temporal windows, over the same inside the
+  windows (1 = borders invisible). For ``untiled`` it is measured at the default mode's border
+  pairs: the content's own ratio there;
+* ``warping_error``: the paper's temporal consistency metric (x1000, ``pipeline/metrics.py``);
+* ``psnr`` (RGB) / ``ssim`` (luma) against the HR frames;
+* ``unet_tflop_per_frame``: LR encoder + UNet work per output frame, counted on the meta device for
+  every call the run made (``benchmarks/flops.py``'s counter); ``wall_s`` / ``cpu_s``: sampling + decoding.
+A guidance sweep (not with ``--quick``) runs the default mode at strength 0, the default, and twice the default.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+
+from _common import ROOT, machine
+
+sys.path.insert(0, str(ROOT / "benchmarks" / "standin"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+import data as standin_data  # noqa: E402
+import model as standin_model  # noqa: E402
+from flow import DISFlow  # noqa: E402
+from flops import count, meta  # noqa: E402
+from mgld_vsr.models.loader import build_empty  # noqa: E402
+from mgld_vsr.pipeline import video  # noqa: E402
+from mgld_vsr.pipeline.frames import LRPlan, bicubic_upsample, uint8_to_model_range  # noqa: E402
+from mgld_vsr.pipeline.metrics import warping_errors  # noqa: E402
+from mgld_vsr.pipeline.motion import clip_flows  # noqa: E402
+from mgld_vsr.pipeline.official import official_decode, official_sample  # noqa: E402
+from mgld_vsr.pipeline.video import SamplingOptions, decode_video, sample_video, windows_at  # noqa: E402
+from mgld_vsr.pipeline.windows import official_segments  # noqa: E402
+
+TILE = standin_model.NATIVE_TILE
+MODES = ("untiled", "default", "fixed_grid", "official")
+#: The pipeline enlarges short clips to the model's training size (512 px for the real model's
+#: 64-latent tile); the stand-in's is half that, like its tile.
+MIN_SHORT_SIDE = 8 * TILE
+STRENGTH = SamplingOptions().strength
+SEED = 0
+DEC_W = 1.0  # the decoder node's default fusion weight, for every mode
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    frames: int
+    steps: int
+    lr_size: tuple[int, int]
+
+
+#: The smallest run that still has every part of the default mode: two windows in every step (6
+#: frames), one blended start step and one finishing step (13 steps; the default mode has a start
+#: step from 13 steps up), 512-px frames (LR 128: RAFT's, hence the flow code's, minimum), where
+#: decoding takes much of the time on a CPU.
+QUICK = Setting(frames=6, steps=13, lr_size=(128, 128))
+#: 512-px frames (2x2 native tiles, as 1024-px frames are for the real model), the default 50 steps.
+FULL = Setting(frames=15, steps=50, lr_size=(128, 128))
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------
+
+def seam_score(latents: torch.Tensor, reference: torch.Tensor, margin: int = 4) -> float:
+    deviation = (latents.float() - reference.float()).abs().mean(dim=(0, 1))
+    inner = deviation[margin:-margin, margin:-margin]
+    lines = torch.cat([inner.mean(dim=0), inner.mean(dim=1)])
+    return float(lines.max() / lines.median())
+
+
+def border_pairs(windows) -> list[bool]:
+    """Per neighbouring pair (i, i+1): whether the two frames belong to different sets of windows."""
+    n = max(f for w in windows for f in w.frames) + 1
+    member = [frozenset(k for k, w in enumerate(windows) if f in w.frames and w.weights[w.frames.index(f)] > 0)
+              for f in range(n)]
+    return [member[i] != member[i + 1] for i in range(n - 1)]
+
+
+def border_flicker(errors: torch.Tensor, borders: list[bool]) -> float | None:
+    mask = torch.tensor(borders)
+    valid = torch.isfinite(errors)
+    at, inside = errors[mask & valid], errors[~mask & valid]
+    if at.numel() == 0 or inside.numel() == 0:
+        return None
+    return float(at.mean() / inside.mean())
+
+
+def luma(frames01: torch.Tensor) -> torch.Tensor:
+    return (frames01 * torch.tensor([0.299, 0.587, 0.114])).sum(-1)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean SSIM (Wang et al. 2004: 11-px Gaussian window, sigma 1.5) of two ``[N,H,W]`` images in [0, 1]."""
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-coords ** 2 / (2 * 1.5 ** 2))
+    g = (g / g.sum()).float()
+    kernel = torch.outer(g, g)[None, None]
+    x, y = a[:, None].float(), b[:, None].float()
+
+    def blur(t):
+        return F.conv2d(t, kernel)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    value = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
+    return float(value.mean())
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1.0 / F.mse_loss(a.float(), b.float())))
+
+
+def to_8bit(frames01: torch.Tensor) -> torch.Tensor:
+    """As the video writer stores frames (round to 8 bits), back in [0, 1]."""
+    return (frames01.float().clamp(0, 1) * 255).round() / 255
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs of every UNet call of a run
+# ---------------------------------------------------------------------------------------------
+
+class CallLog:
+    """Records the input shape of every UNet call (LR encoder calls have the same shapes) of a run."""
+
+    def __init__(self, unet):
+        self.calls: list[tuple[int, int, int, int]] = []
+        self.handle = unet.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        frames = kwargs.get("num_frames", args[4] if len(args) > 4 else None) or module.config.num_frames
+        self.calls.append((args[0].shape[0], frames, args[0].shape[-2], args[0].shape[-1]))
+
+    def close(self):
+        self.handle.remove()
+
+
+class FlopCounter:
+    """LR encoder + UNet FLOPs of a call shape, counted once on the meta device and cached."""
+
+    def __init__(self, unet, lr_encoder):
+        self.unet = build_empty("unet", unet.config).eval()
+        self.lr_encoder = build_empty("lr_encoder", lr_encoder.config).eval()
+        self.context_dim = unet.config.context_dim
+        self.cache = {}
+
+    def call(self, batch: int, frames: int, h: int, w: int) -> int:
+        key = (batch, frames, h, w)
+        if key not in self.cache:
+            def run(wrap):
+                x, lr = wrap(meta(batch, 4, h, w)), wrap(meta(batch, 4, h, w))
+                t, context = wrap(meta(1, dtype=torch.long)), wrap(meta(1, 77, self.context_dim))
+                with torch.no_grad():
+                    self.unet(x, t, context, self.lr_encoder(lr, t), num_frames=frames)
+            self.cache[key] = count(run)
+        return self.cache[key]
+
+    def total(self, calls) -> int:
+        return sum(self.call(*c) for c in calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Result:
+    latents: torch.Tensor  # [N,4,h,w]
+    video: torch.Tensor  # [N,H,W,3] in [0, 1], 8-bit values
+    borders: list[bool] | None
+    calls: list
+    wall_s: float
+    cpu_s: float
+
+
+def official_latents(result, n: int) -> torch.Tensor:
+    """The official mode's per-segment, per-image-tile latents assembled on the clip's latent grid."""
+    h, w = result.plan.latent_size
+    total = torch.zeros(n, 4, h, w)
+    weight = torch.zeros(n, 1, h, w)
+    for segment, tiles in zip(result.segments, result.tiles):
+        for tile in tiles:
+            y, x = tile.y // 8, tile.x // 8
+            for position, frame in enumerate(segment):
+                area = (frame, slice(None), slice(y, y + tile.height // 8), slice(x, x + tile.width // 8))
+                total[area] += tile.samples[position].float()
+                weight[area] += 1
+    return total / weight
+
+
+def run_mode(name: str, nets: dict, frames: torch.Tensor, flow, plan: LRPlan, setting: Setting,
+             options: SamplingOptions | None) -> Result:
+    log = CallLog(nets["unet"])
+    wall, cpu = time.perf_counter(), time.process_time()
+    n = frames.shape[0]
+    try:
+        with torch.no_grad():
+            if options is None:  # official mode
+                result = official_sample(frames, flow, unet=nets["unet"], lr_encoder=nets["lr_encoder"],
+                                         first_stage=nets["first_stage"], context=nets["context"], steps=setting.steps,
+                                         strength=STRENGTH, seed=SEED)
+                out = official_decode(result, frames, nets["video_vae"], dec_w=DEC_W).float() / 255
+                latents = official_latents(result, n)
+                borders = [a != b for a, b in _segment_ids(n)]
+            else:
+                motion = flow.motion_for(plan)
+                result = sample_video(frames, motion, plan, unet=nets["unet"], lr_encoder=nets["lr_encoder"],
+                                      first_stage=nets["first_stage"], context=nets["context"], options=options)
+                out = to_8bit(decode_video(result, frames, nets["video_vae"], dec_w=DEC_W))
+                latents = result.latents
+                last = windows_at(setting.steps - 1, setting.steps, n, options, flow.cuts)
+                borders = border_pairs(last) if len(last) > 1 else None
+    finally:
+        log.close()
+    return Result(latents, out, borders, log.calls, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def _segment_ids(n: int):
+    ids = {}
+    for k, segment in enumerate(official_segments(n)):
+        for f in segment:
+            ids.setdefault(f, k)
+    return [(ids[i], ids[i + 1]) for i in range(n - 1)]
+
+
+@contextlib.contextmanager
+def policy(spec: str):
+    """Default mode with other policy constants of ``pipeline/video.py`` for one run, e.g.
+    ``FINISH_FRACTION=0.1,FINISH_WINDOW_OVERLAP=2`` (candidates for the default, item 3 of issue #10)."""
+    saved = {}
+    try:
+        for item in filter(None, spec.split(",")):
+            key, value = item.split("=")
+            if not hasattr(video, key) or not key.isupper():
+                raise SystemExit(f"--variant: pipeline/video.py has no policy constant {key}")
+            saved[key] = getattr(video, key)
+            setattr(video, key, type(saved[key])(value) if not isinstance(saved[key], bool) else value == "1")
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(video, key, value)
+
+
+def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
+                 window: int | None = None) -> dict[str, SamplingOptions | None]:
+    """Options of each mode: the pack's defaults except the tile (the stand-in's native one, not the real 64);
+    ``window`` (frames) only for tests that need several windows in a few frames."""
+    base = dataclasses.replace(SamplingOptions(), steps=setting.steps, strength=STRENGTH, seed=SEED)
+    if window is not None:
+        base = dataclasses.replace(base, window=window)
+    whole = min(latent) - min(latent) % 8
+    return {
+        "untiled": dataclasses.replace(base, tile=whole, tile_overlap=8, window=setting.frames, window_overlap=1),
+        "default": dataclasses.replace(base, tile=tile),
+        "fixed_grid": dataclasses.replace(base, tile=tile, tile_overlap=tile // 2, window_overlap=2),
+        "official": None,
+    }
+
+
+def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, tile: int = TILE,
+              window: int | None = None, log=print) -> dict:
+    """Run ``modes`` (and default-mode ``variants``) on the held-out clip; the report :func:`main` writes."""
+    nets = standin_model.load()
+    hr, lr = standin_data.benchmark_clip(setting.frames, setting.lr_size)
+    frames = torch.from_numpy(lr)
+    truth = torch.from_numpy(hr).float() / 255
+    plan = LRPlan.create(*setting.lr_size, scale=4, min_short_side=MIN_SHORT_SIDE)
+    flow = clip_flows(DISFlow(), frames, plan)
+    counter = FlopCounter(nets["unet"], nets["lr_encoder"])
+    log(f"# stand-in {standin_model.DIFFUSION_FILE.name}; held-out {standin_data.HELD_OUT_CLIP} frames "
+        f"{standin_data.BENCHMARK_START}..{standin_data.BENCHMARK_START + setting.frames - 1}, "
+        f"{setting.lr_size[0]}x{setting.lr_size[1]} -> {plan.output_size[0]}x{plan.output_size[1]}, latent "
+        f"{plan.latent_size[0]}x{plan.latent_size[1]}, {setting.steps} steps, guidance {STRENGTH:g}, seed {SEED}, "
+        f"DIS flow, fusion w {DEC_W:g}, colour fix adain; tile {tile}; scene cuts found: {int(flow.cuts.sum())}")
+
+    def metrics(result: Result, reference: Result | None, borders) -> dict:
+        errors = warping_errors(result.video, flow)
+        return {
+            "seam": seam_score(result.latents, reference.latents) if reference is not None else None,
+            "border_flicker": border_flicker(errors, borders) if borders is not None else None,
+            "warping_error": float(errors[torch.isfinite(errors)].mean() * 1000),
+            "psnr": psnr(result.video, truth),
+            "ssim": ssim(luma(result.video), luma(truth)),
+            "unet_tflop_per_frame": counter.total(result.calls) / setting.frames / 1e12,
+            "wall_s": result.wall_s,
+            "cpu_s": result.cpu_s,
+        }
+
+    options = mode_options(setting, plan.latent_size, tile, window)
+    runs = {}
+    for name in modes:
+        runs[name] = run_mode(name, nets, frames, flow, plan, setting, options[name])
+        log(f"  ran {name}: {runs[name].wall_s:.0f} s wall, {runs[name].cpu_s:.0f} s CPU")
+    for spec in variants:
+        with policy(spec):
+            runs[f"default[{spec}]"] = run_mode("default", nets, frames, flow, plan, setting, options["default"])
+        log(f"  ran default[{spec}]: {runs[f'default[{spec}]'].wall_s:.0f} s wall")
+    reference = runs.get("untiled")
+    default_borders = runs["default"].borders if "default" in runs else None
+    table = {}
+    for name, result in runs.items():
+        is_reference = name == "untiled"
+        table[name] = metrics(result, None if is_reference else reference,
+                              default_borders if is_reference else result.borders)
+
+    bicubic = to_8bit(((bicubic_upsample(uint8_to_model_range(frames), 4.0) + 1) / 2).permute(0, 2, 3, 1))
+    errors = warping_errors(bicubic, flow)
+    baseline = {"warping_error": float(errors[torch.isfinite(errors)].mean() * 1000), "psnr": psnr(bicubic, truth),
+                "ssim": ssim(luma(bicubic), luma(truth))}
+
+    strengths = {}
+    if sweep and "default" in runs:
+        for strength in (0.0, STRENGTH, 2 * STRENGTH):
+            if strength == STRENGTH:
+                result = runs["default"]
+            else:
+                result = run_mode("default", nets, frames, flow, plan, setting,
+                                  dataclasses.replace(options["default"], strength=strength))
+            strengths[f"{strength:g}"] = metrics(result, reference, result.borders)
+    return {"settings": {**dataclasses.asdict(setting), "guidance": STRENGTH, "seed": SEED, "tile": tile,
+                         "clip": standin_data.HELD_OUT_CLIP, "torch": torch.__version__,
+                         "threads": torch.get_num_threads()},
+            "modes": table, "bicubic": baseline, "guidance_sweep": strengths, "criteria": criteria(table)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK.frames} frames of {4 * QUICK.lr_size[0]} px, {QUICK.steps} steps, no sweep "
+                             "(under 10 min on 2 cores)")
+    parser.add_argument("--json", type=pathlib.Path, help="write the figures to this file")
+    parser.add_argument("--frames", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--no-sweep", action="store_true", help="skip the guidance-strength sweep")
+    parser.add_argument("--variant", action="append", default=[], metavar="CONST=VALUE,...",
+                        help="also run the default mode with these pipeline/video.py policy constants")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setting = QUICK if args.quick else FULL
+    setting = dataclasses.replace(setting, frames=args.frames or setting.frames, steps=args.steps or setting.steps)
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    print(f"# {machine()}")
+    report = benchmark(setting, modes=args.modes.split(","), variants=args.variant,
+                       sweep=not (args.quick or args.no_sweep), log=lambda line: print(line, flush=True))
+    print_table(report["modes"], report["bicubic"], report["guidance_sweep"], setting)
+    for line in report["criteria"]["lines"]:
+        print(line)
+    report["wall_s"] = time.perf_counter() - start_wall
+    report["cpu_s"] = time.process_time() - start_cpu
+    print(f"\nwall time {report['wall_s']:.0f} s, process CPU time {report['cpu_s']:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def criteria(table: dict) -> dict:
+    """Issue #10 item 3: default no worse than the fixed grid on seams, border flicker and warping error."""
+    out = {"lines": [], "pass": None}
+    if not {"default", "fixed_grid"} <= set(table):
+        return out
+    d, g = table["default"], table["fixed_grid"]
+    checks = []
+    for key in ("seam", "border_flicker"):
+        if d[key] is None or g[key] is None:
+            continue
+        ok = d[key] <= 1.2 and d[key] <= g[key] + 0.1
+        checks.append(ok)
+        out["lines"].append(f"criterion {key}: default {d[key]:.2f} <= 1.2 and <= fixed grid {g[key]:.2f} + 0.1: "
+                            f"{'PASS' if ok else 'FAIL'}")
+    ok = d["warping_error"] <= g["warping_error"]
+    checks.append(ok)
+    out["lines"].append(f"criterion warping error: default {d['warping_error']:.2f} <= fixed grid "
+                        f"{g['warping_error']:.2f}: {'PASS' if ok else 'FAIL'}")
+    out["pass"] = all(checks)
+    return out
+
+
+def _fmt(value, digits=2):
+    return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else "-"
+
+
+def print_table(table: dict, baseline: dict, sweep: dict, setting: Setting) -> None:
+    head = (f"\n{'mode':<14}{'seam':>7}{'border flicker':>16}{'warping err':>13}{'PSNR':>8}{'SSIM':>8}"
+            f"{'UNet TFLOP/frame':>18}{'wall s':>8}{'CPU s':>8}")
+    print(head)
+    print("-" * (len(head) - 1))
+    for name, row in table.items():
+        print(f"{name:<14}{_fmt(row['seam']):>7}{_fmt(row['border_flicker']):>16}{_fmt(row['warping_error']):>13}"
+              f"{_fmt(row['psnr']):>8}{_fmt(row['ssim'], 4):>8}{_fmt(row['unet_tflop_per_frame'], 3):>18}"
+              f"{row['wall_s']:>8.0f}{row['cpu_s']:>8.0f}")
+    print(f"{'bicubic':<14}{'':>7}{'':>16}{_fmt(baseline['warping_error']):>13}{_fmt(baseline['psnr']):>8}"
+          f"{_fmt(baseline['ssim'], 4):>8}")
+    if sweep:
+        print(f"\nguidance sweep (default mode): strength -> warping error, border flicker, seam, PSNR")
+        for strength, row in sweep.items():
+            print(f"  {strength:>5}: {_fmt(row['warping_error'])}, {_fmt(row['border_flicker'])}, "
+                  f"{_fmt(row['seam'])}, {_fmt(row['psnr'])}")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
