@@ -1,0 +1,80 @@
+"""benchmarks/quality.py: its metrics on cases whose answer is known, and its whole run (the shipped
+stand-in through the real pipeline on held-out frames) at a very small size: the JSON layout the
+issue fixes and figures that make sense. Needs the held-out clip (fetched once with pip, see
+benchmarks/standin/data.py) and OpenCV (DIS flow, degradation)."""
+import math
+import pathlib
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("cv2", reason="quality.py's flow and degradation need opencv-python-headless (tests/requirements.txt)")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+import quality  # noqa: E402
+
+MODES = {"untiled", "default", "fixed_grid", "official"}
+
+
+def test_seam_score_finds_a_line_and_not_noise():
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(3, 4, 40, 40, generator=generator)
+    noisy = reference + 0.1 * torch.randn(reference.shape, generator=generator)
+    with_line = noisy.clone()
+    with_line[..., 20, :] += 0.5  # one latent row off by much more than the noise
+    assert quality.seam_score(noisy, reference) < 1.3
+    assert quality.seam_score(with_line, reference) > 3.0
+    assert quality.seam_score(with_line.transpose(-1, -2), reference.transpose(-1, -2)) > 3.0
+
+
+def test_border_flicker_compares_border_pairs_with_the_rest():
+    errors = torch.tensor([1.0, 1.0, 3.0, 1.0, float("nan"), 1.0])
+    borders = [False, False, True, False, True, False]
+    assert quality.border_flicker(errors, borders) == pytest.approx(3.0)  # the NaN pair (a cut) is left out
+    assert quality.border_flicker(errors, [False] * 6) is None
+
+
+def test_border_pairs_of_disjoint_and_overlapping_windows():
+    from mgld_vsr.pipeline.windows import Window
+
+    disjoint = [Window((0, 1, 2, 3, 4), (1.0,) * 5), Window((5, 6, 7, 8, 9), (1.0,) * 5)]
+    assert quality.border_pairs(disjoint) == [i == 4 for i in range(9)]
+    # windows 0-4 and 4-8 share frame 4: the pairs entering and leaving the shared frame are borders
+    shared = [Window((0, 1, 2, 3, 4), (1, 2, 3, 2, 1)), Window((4, 5, 6, 7, 8), (1, 2, 3, 2, 1))]
+    assert quality.border_pairs(shared) == [i in (3, 4) for i in range(8)]
+    # a mirrored repeat (weight 0) does not make a frame a member
+    mirrored = [Window((0, 1, 2, 1, 0), (1, 1, 1, 0, 0))]
+    assert quality.border_pairs(mirrored) == [False, False]
+
+
+@pytest.fixture(scope="module")
+def report():
+    # 4 frames in 3-frame windows, 2 steps (one shifted, one finishing), 32-px latent tiles on the 64x64
+    # latent of 512-px frames (the flow code's smallest input): tiles and windows really split.
+    setting = quality.Setting(frames=4, steps=2, lr_size=(128, 128))
+    return quality.benchmark(setting, window=3, log=lambda _: None)
+
+
+def test_report_layout(report):
+    assert set(report["modes"]) == MODES
+    for name, row in report["modes"].items():
+        assert {"seam", "border_flicker", "warping_error", "psnr", "ssim", "unet_tflop_per_frame", "wall_s"} <= set(row), name
+    assert report["modes"]["untiled"]["seam"] is None  # the reference itself
+
+
+def test_figures_make_sense(report):
+    modes = report["modes"]
+    for name in MODES - {"untiled"}:
+        assert math.isfinite(modes[name]["seam"]) and modes[name]["seam"] >= 1.0, name
+    for name, row in modes.items():
+        assert math.isfinite(row["warping_error"]) and row["warping_error"] > 0, name
+        assert 0 < row["ssim"] <= 1, name
+        # every mode renders the picture: far closer to the truth than a flat grey frame (about 6-8 dB)
+        assert row["psnr"] > 15.0, (name, row["psnr"])
+        # tiling changes the result only locally
+        assert abs(row["psnr"] - modes["untiled"]["psnr"]) < 1.0, (name, row["psnr"], modes["untiled"]["psnr"])
+    assert modes["default"]["border_flicker"] is not None and math.isfinite(modes["default"]["border_flicker"])
+    # overlapping tiles and windows cost UNet work; one tile and one window cost the least
+    flops = {name: row["unet_tflop_per_frame"] for name, row in modes.items()}
+    assert flops["untiled"] < flops["default"] < flops["fixed_grid"], flops
+    assert report["criteria"]["pass"] in (True, False)
