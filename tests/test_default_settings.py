@@ -88,7 +88,7 @@ def test_node_defaults_denoise_every_pixel_once_per_step_with_moving_borders(tin
     model = MGLDDiffusion(unet, tiny_models["lr_encoder"], tiny_models["first_stage"], tiny_models["context"], None,
                           "tiny fixture networks")  # what the diffusion loader hands on
     (latent,) = MGLDSampler().sample(model, frames, _true_flow(FRAMES, LR), **sampler_settings)
-    assert latent["samples"].shape == (FRAMES, 4, 64, 64) and torch.isfinite(latent["samples"]).all()
+    assert latent.latents.shape == (FRAMES, 4, 64, 64) and torch.isfinite(latent.latents).all()  # MGLD_LATENT
 
     # Windows: a partition of the 12 frames in the shifted steps, moving each step; overlapping at the end.
     assert len(plans) == STEPS
