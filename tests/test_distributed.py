@@ -21,7 +21,7 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Hooks, Interrupted
 from mgld_vsr.pipeline.motion import MotionField
 from mgld_vsr.pipeline.video import SamplingOptions, sample_video
-from test_nodes import clip, models_dir  # noqa: F401 (fixtures: tiny release files, a 4-frame clip)
+from test_nodes import clip  # noqa: F401 (fixture: a 4-frame clip; models_dir is in conftest.py)
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
 BASIC = REPO_ROOT / "workflows" / "mgld_vsr_basic.json"
