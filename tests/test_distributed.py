@@ -24,7 +24,7 @@ from mgld_vsr.pipeline.video import SamplingOptions, sample_video
 from test_nodes import clip  # noqa: F401 (fixture: a 4-frame clip; models_dir is in conftest.py)
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
-BASIC = REPO_ROOT / "workflows" / "mgld_vsr_basic.json"
+BASIC = REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"
 STEPS = 2
 
 

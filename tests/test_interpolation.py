@@ -279,7 +279,7 @@ def test_warping_error_on_the_interpolated_clip():
 def _api(name):
     from golden_lib import REPO_ROOT
 
-    return headless.to_api(headless.load_workflow(str(REPO_ROOT / "workflows" / name)), NODES)
+    return headless.to_api(headless.load_workflow(str(REPO_ROOT / "example_workflows" / name)), NODES)
 
 
 def test_runner_streams_decode_interpolate_save_as_one_node():
