@@ -41,7 +41,7 @@ def _basic_api(clip_path, devices=None):
 def _outputs(api, results):
     """Flow, sampled latents and decoded frames of a basic-workflow run."""
     by_type = {n["class_type"]: results[i] for i, n in api.items()}
-    return by_type["MGLDFlow"][0], by_type["MGLDSampler"][0]["samples"], by_type["MGLDDecode"][0]
+    return by_type["MGLDFlow"][0], by_type["MGLDSampler"][0].latents, by_type["MGLDDecode"][0]  # MGLD_LATENT
 
 
 @pytest.fixture(scope="module")
