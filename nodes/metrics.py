@@ -67,7 +67,7 @@ class MGLDWarpingError:
             },
         }
 
-    def measure(self, frames, flow=None, frames_b=None, raft=None, label="frames", label_b="frames_b"):
+    def measure(self, frames, flow=None, frames_b=None, label="frames", label_b="frames_b", raft=None):
         if flow is None and raft is None:
             raise ValueError("MGLD Warping Error: connect flow (the MGLD Flow + Occlusion of the LR clip) or raft")
         clips = {"a": image_to_frames(frames)}

@@ -61,10 +61,12 @@ class MGLDDecodeAndSave:
 
     @classmethod
     def VALIDATE_INPUTS(cls, fusion_w=None, color_fix=None, decode_tile=None, filename_prefix=None, codec=None,
-                        crf=None, pixel_format=None, memory_budget_gb=None, devices=None):
+                        crf=None, pixel_format=None, memory_budget_gb=None, multiplier=None, scene_cut_threshold=None,
+                        raft_resolution=None, devices=None):
         return comfy_verdict(cls, fusion_w=fusion_w, color_fix=color_fix, decode_tile=decode_tile,
                              filename_prefix=filename_prefix, codec=codec, crf=crf, pixel_format=pixel_format,
-                             memory_budget_gb=memory_budget_gb, devices=devices)
+                             memory_budget_gb=memory_budget_gb, multiplier=multiplier,
+                             scene_cut_threshold=scene_cut_threshold, raft_resolution=raft_resolution, devices=devices)
 
     def decode_and_save(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile, fps, filename_prefix, codec,
                         crf, pixel_format, audio=None, multiplier=1, scene_cut_threshold=DEFAULT_CUT_THRESHOLD,

@@ -35,6 +35,17 @@ MAX_RESTARTS = 3
 LOST_WORKER_TIMEOUT_S = 300.0
 
 
+
+def _restarting_errors() -> tuple:
+    """Ray's error for a call to an actor that is restarting (newer Ray: not a RayActorError)."""
+    try:
+        import ray
+
+        return tuple(e for e in (getattr(ray.exceptions, "ActorUnavailableError", None),) if e is not None)
+    except ImportError:
+        return ()
+
+
 class DeviceWorker:
     """One device's worker process: holds the current stage's networks and computes units.
 
@@ -128,8 +139,18 @@ class RayExecutor:
         options.update(num_gpus=1, num_cpus=0) if self.gpus else options.update(num_cpus=1)
         return self.ray.remote(DeviceWorker).options(**options).remote(self.threads)
 
-    def worker_pids(self) -> list[int]:
-        return self.ray.get([slot.actor.pid.remote() for slot in self.slots])
+    def worker_pids(self, wait_s: float = 120.0) -> list[int]:
+        """The workers' process ids, waiting (up to ``wait_s``) for any that Ray is restarting."""
+        import time
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self.ray.get([slot.actor.pid.remote() for slot in self.slots])
+            except _restarting_errors():
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     # ------------------------------------------------------------------------------ networks
 
@@ -214,8 +235,8 @@ class RayExecutor:
                     finished[index] = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:  # the unit itself failed: as it would locally
                     raise exc.as_instanceof_cause() from None
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                        ray.exceptions.ObjectLostError):
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
+                        *_restarting_errors()):  # a worker lost or restarting: its units go to the others
                     self.reruns += 1
                     bisect.insort(resend, (index, unit), key=lambda item: item[0])
                     if slot.probe is None:

@@ -123,7 +123,7 @@ def test_a_worker_killed_during_sampling_loses_nothing(ray_cluster, tiny_models,
     assert executor.reruns > reruns  # its unit was computed again
     assert len(set(executor.worker_pids()) - set(pids)) == 1  # and Ray restarted it
     sampling = [done for done, total, what in seen if what == "sampling"]
-    assert sampling == list(range(1, seen[-1][1] + 1))  # the progress bar counted every unit once, in order
+    assert sampling == list(range(0, seen[-1][1] + 1))  # announced at 0, then every unit counted once, in order
 
 
 def test_interrupting_stops_the_workers_and_the_next_run_is_unaffected(ray_cluster, tiny_models, sampled_here):
@@ -219,11 +219,11 @@ def test_without_ray_a_devices_setting_stops_before_any_work(monkeypatch, clip):
     for node in ("MGLDFlow", "MGLDSampler", "MGLDDecode", "MGLDDecodeAndSave"):
         verdict = NODES[node].VALIDATE_INPUTS(devices="cuda:0,cuda:1")
         assert isinstance(verdict, str) and "\n" not in verdict
-        assert "devices='cuda:0,cuda:1'" in verdict and "pip install -r requirements-distributed.txt" in verdict
+        assert "devices = 'cuda:0,cuda:1'" in verdict and "pip install -r requirements-distributed.txt" in verdict
         assert NODES[node].VALIDATE_INPUTS(devices="local") is True
     api = _basic_api(clip, devices="auto")
     runner = headless.Runner(NODES)
-    with pytest.raises(headless.WorkflowError, match="devices='auto' spreads the work .* with Ray, which is not installed"):
+    with pytest.raises(headless.WorkflowError, match="devices = 'auto': spreads the work .* with Ray, which is not installed"):
         runner.run(api)
     assert runner.executed == []  # nothing ran: not even the loaders
 

@@ -231,7 +231,8 @@ def test_previews_show_the_predicted_clean_latents_with_comfyuis_previewer(fake_
     x0 = torch.randn(5, 4, 8, 8)
     ProgressCounter(hooks, 2, "sampling").step(x0)
     assert torch.equal(shown[0], x0[:1])  # the window's first frame
-    assert fake_comfy.updates == [(1, 2, True)]  # carried by this step's own update, not the next one
+    # the stage announces itself at 0 (no preview yet); the preview rides on this step's own update
+    assert fake_comfy.updates[-1] == (1, 2, True) and all(not shown for *_, shown in fake_comfy.updates[:-1])
     lp.get_previewer = lambda device, latent_format: None  # the user's preview method: none
     assert host.hooks().preview is None
 

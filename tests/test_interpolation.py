@@ -266,8 +266,8 @@ def test_warping_error_on_the_interpolated_clip():
     assert good.shape == bad.shape == (4,) and good.max() < 0.01 and bad.min() > 3 * good.max()
     # the node measures a clip of another length than the LR flow's with RAFT on the frames themselves
     metric = NODES["MGLDWarpingError"]()
-    error, plot = metric.measure(doubled, raft=TranslationRAFT(), frames_b=faded)
-    error_b, _ = metric.measure(faded, raft=TranslationRAFT())
+    error, plot, _ = metric.measure(doubled, raft=TranslationRAFT(), frames_b=faded)["result"]
+    error_b, _, _ = metric.measure(faded, raft=TranslationRAFT())["result"]
     assert plot.shape == (1, 256, 512, 3)
     assert error == pytest.approx(float(good.mean()) * 1000, abs=1e-3) and error_b > 3 * error + 10
     with pytest.raises(ValueError, match="flow covers 3 frames but frames has 5: connect raft"):
@@ -324,7 +324,7 @@ def test_decode_and_save_with_a_multiplier_writes_what_the_three_nodes_write(vid
     g = torch.Generator().manual_seed(5)
     plan = LRPlan.create(16, 16, 4.0, min_short_side=64)
     latents = torch.randn(n, 4, *plan.latent_size, generator=g)
-    latent = {"samples": latents, "mgld": VideoLatents(latents, plan, torch.zeros(n - 1, dtype=torch.bool))}
+    latent = VideoLatents(latents, plan, torch.zeros(n - 1, dtype=torch.bool))  # an MGLD_LATENT
     lr = torch.rand(n, 16, 16, 3, generator=g)
     flow = _still_flow(n, cut_scores=[0, 0, 0.9, 0, 0, 0])  # a cut after frame 2
     pairs = flow.flows_backward.shape[0]

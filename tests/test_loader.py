@@ -150,8 +150,8 @@ def test_architecture_error_points_at_the_yaml_beside_the_checkpoint(release, tm
 
     bare = tmp_path / "custom_unet.ckpt"
     shutil.copyfile(release / "mgldvsr_unet.ckpt", bare)
-    with pytest.raises(CheckpointError, match=r"do not fit its architecture.*an official-format YAML beside it, "
-                                              r"same name \.yaml \(custom_unet\.yaml"):
+    with pytest.raises(CheckpointError, match=r"do not fit its architecture.*official-format YAML of this checkpoint "
+                                              r"beside it as custom_unet\.yaml"):
         load_components(bare, ["unet"])
     shutil.copyfile(release / "mgldvsr_unet.yaml", tmp_path / "custom_unet.yaml")
     assert load_components(bare, ["unet"])["unet"] is not None  # the hint is right: the YAML fixes it

@@ -69,7 +69,7 @@ def test_sampling_checks_for_cancel_between_tiles(tiny_models):
     with torch.no_grad(), pytest.raises(Stop):
         sample_video(frames, MotionField.still(4, plan.latent_size), plan, **_networks(tiny_models),
                      context=tiny_models["context"], hooks=hooks, options=SamplingOptions(steps=2, strength=0.0, tile=8))
-    assert steps == []  # stopped inside the first window's first step: between its tiles
+    assert max(steps, default=0) == 0  # only the stage announcing itself: stopped between the first window's tiles
 
 
 def test_decoding_checks_for_cancel_between_tiles(tiny_models):
@@ -80,4 +80,4 @@ def test_decoding_checks_for_cancel_between_tiles(tiny_models):
     hooks = Hooks(progress=lambda done, total, what: windows.append(done), check_interrupt=_stop_at(calls, 2))
     with torch.no_grad(), pytest.raises(Stop):
         decode_video(latents, frames, tiny_models["video_vae"], tile=8, hooks=hooks)
-    assert windows == []  # stopped between the first window's tiles
+    assert max(windows, default=0) == 0  # only the stage announcing itself: stopped between the first window's tiles

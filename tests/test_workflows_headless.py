@@ -120,7 +120,8 @@ def test_core_stand_ins_have_comfyuis_sockets_and_widgets():
 def test_input_replaces_every_loader_and_unknown_nodes_are_named():
     api = headless.to_api(headless.load_workflow(str(REPO_ROOT / "example_workflows" / "mgld_vsr_advanced.json")),
                           mgld_vsr.NODE_CLASS_MAPPINGS)
-    assert headless.set_input_video(api, "/clips/a.mp4") == 1
+    # core Load Video, and MGLD Load LR Video behind it (which reads that VIDEO when connected)
+    assert headless.set_input_video(api, "/clips/a.mp4") == 2
     assert next(n for n in api.values() if n["class_type"] == "LoadVideo")["inputs"]["file"] == "/clips/a.mp4"
     workflow = {"nodes": [{"id": 1, "type": "VHS_LoadVideo", "widgets_values": []}], "links": []}
     with pytest.raises(headless.WorkflowError, match="VHS_LoadVideo.*Load ?Video"):
