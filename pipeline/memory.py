@@ -5,9 +5,10 @@ memory, on any device (and on machines with no GPU at all), and an allocator's s
 tell afterwards. :class:`LiveTensorBytes` counts the bytes of every live tensor storage while a
 stage runs; run on ``meta`` tensors, a full-size model costs no memory and a second or two, yet
 the count equals what an accelerator holds for weights + activations, minus allocator overhead
-(caching, fragmentation, kernel workspaces). Attention is counted as the math fallback runs it
-(the score matrix materialised, bounded by ``models.attention.SCORE_CHUNK_BYTES``), which is the
-worst case: fused kernels on CUDA need less.
+(caching, fragmentation, kernel workspaces), the CUDA context and library workspaces (cuBLAS,
+cuDNN), which the count cannot see. Attention is counted as it will run on the device the models
+compute on (``models.attention.planned_for``): one fused kernel's output where SDPA takes a fused
+kernel there, the math fallback's score matrix (bounded by ``SCORE_CHUNK_BYTES``) elsewhere.
 
 The ``*_peak`` estimators take the real loaded modules (only their class and ``config`` are read),
 build meta copies in the requested dtype and return the peak bytes of one unit of their stage as
@@ -24,6 +25,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..models.attention import planned_device, planned_for
+from ..models.placement import compute_device
 from ..models.vae import LATENT_SCALE
 
 #: Bytes in a GiB (binary, as memory is usually reported); budgets in GB (1e9) are the caller's choice.
@@ -173,10 +176,14 @@ def _config_key(config) -> object:
 
 
 def _cached(stage: str, modules: tuple[nn.Module, ...], dtype, geometry: tuple, compute: Callable[[], int]) -> int:
+    """The estimate for ``modules`` on the device they compute on (or the one an enclosing
+    ``planned_for`` names): attention there decides whether a score matrix is counted."""
+    device = planned_device() or (compute_device(modules[0]).type if modules else "cpu")
     key = (stage, tuple((type(m).__module__, type(m).__qualname__, _config_key(getattr(m, "config", None))) for m in modules),
-           dtype, geometry)
+           dtype, geometry, device)
     if key not in _CACHE:
-        _CACHE[key] = int(compute())
+        with planned_for(device):
+            _CACHE[key] = int(compute())
     return _CACHE[key]
 
 

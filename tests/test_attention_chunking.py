@@ -1,13 +1,18 @@
-"""Query-chunked attention (models/attention.py) and the VAE's memory-bounded blocks give the same numbers."""
+"""Query-chunked attention (models/attention.py) and the VAE's memory-bounded blocks give the same numbers.
+
+Attention is split only where SDPA would run its math fallback (which builds the score matrix);
+the chunking tests therefore force that fallback with ``sdpa_kernel(SDPBackend.MATH)``.
+"""
 import copy
 
 import pytest
 import torch
 from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mgld_vsr.models import attention as attention_module
 from mgld_vsr.models import vae as vae_module
-from mgld_vsr.models.attention import attention, query_chunk_rows
+from mgld_vsr.models.attention import attention, fused_kernel, planned_for, query_chunk_rows
 from mgld_vsr.models.blocks import CrossAttention, LegacyAttentionBlock
 from mgld_vsr.models.vae import ResnetBlock, SpatialSelfAttention, VAEGroupNorm
 from mgld_vsr.pipeline.memory import LiveTensorBytes
@@ -25,7 +30,8 @@ def test_chunked_equals_one_call_fp32(lk, dv):
     bound = 6 * 2 * 3 * lk * 4  # six query rows of all 2x3 heads per chunk
     rows = query_chunk_rows(q, k, bound)
     assert rows < q.shape[-2] and -(-q.shape[-2] // rows) >= 10  # really many chunks
-    out = attention(q, k, v, max_score_bytes=bound)
+    with sdpa_kernel(SDPBackend.MATH):
+        out = attention(q, k, v, max_score_bytes=bound)
     assert out.shape == (2, 3, 75, dv)
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), rtol=1e-6, atol=1e-6)
 
@@ -33,7 +39,8 @@ def test_chunked_equals_one_call_fp32(lk, dv):
 def test_chunked_equals_one_call_bf16_and_one_row_chunks():
     q, k, v = qkv(torch.bfloat16)
     assert query_chunk_rows(q, k, 1) == 1
-    out = attention(q, k, v, max_score_bytes=1)
+    with sdpa_kernel(SDPBackend.MATH):
+        out = attention(q, k, v, max_score_bytes=1)
     assert out.dtype == torch.bfloat16
     reference = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
     torch.testing.assert_close(out.float(), reference, rtol=2e-2, atol=2e-2)
@@ -52,8 +59,65 @@ def test_below_the_bound_is_one_plain_sdpa_call(monkeypatch):
     out = attention(q, k, v)  # 2*3*75*75*4 bytes, far below SCORE_CHUNK_BYTES
     assert len(calls) == 1 and torch.equal(out, real(q, k, v))
     calls.clear()
-    attention(q, k, v, max_score_bytes=2 * 3 * 75 * 4 * 25)  # 25 rows a chunk: 3 calls of equal size
+    with sdpa_kernel(SDPBackend.MATH):
+        attention(q, k, v, max_score_bytes=2 * 3 * 75 * 4 * 25)  # 25 rows a chunk: 3 calls of equal size
     assert [s[-2] for s in calls] == [25, 25, 25]
+
+
+def test_a_fused_kernel_is_never_split(monkeypatch):
+    """The CPU flash kernel streams the scores in blocks: one call, whatever the bound, same numbers."""
+    q, k, v = qkv()
+    assert fused_kernel(q, k, v)
+    calls = []
+    real = F.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counting)
+    out = attention(q, k, v, max_score_bytes=1)
+    assert len(calls) == 1 and torch.equal(out, real(q, k, v))
+    monkeypatch.setattr(attention_module, "SCORE_CHUNK_BYTES", 1)
+    calls.clear()
+    attention(q.bfloat16(), k.bfloat16(), v.bfloat16())  # upcast to float32, still fused
+    assert len(calls) == 1
+
+
+def test_which_calls_count_as_fused():
+    q, k, v = qkv()
+    with sdpa_kernel(SDPBackend.MATH):
+        assert not fused_kernel(q, k, v)  # flash switched off: the math fallback builds the scores
+    assert not fused_kernel(q[0], k[0], v[0])  # 3-D: the CPU flash kernel takes 4-D only
+    assert not fused_kernel(q, k, v.transpose(-1, -2).contiguous().transpose(-1, -2))  # strided last dim
+    assert not fused_kernel(*qkv(dv=24))  # value width differs from the head width
+    assert not fused_kernel(q.double().to(torch.int64), k.to(torch.int64), v.to(torch.int64))
+    m = torch.empty(2, 5, 4096, 64, device="meta")
+    assert not fused_kernel(m, m, m)  # a meta run planned for no device counts the worst case
+    for device, expected in (("cpu", True), ("cuda", True), ("mps", False)):
+        with planned_for(device):
+            assert fused_kernel(m, m, m) is expected, device
+    wide = torch.empty(1, 1, 4096, 512, device="meta")  # the VAE's single 512-channel head
+    with planned_for("cuda"):
+        assert not fused_kernel(wide, wide, wide)  # not assumed fused on CUDA: counted as the math path
+    with planned_for("cpu"):
+        assert fused_kernel(wide, wide, wide)  # the CPU flash kernel takes any head width
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_planned_fused_call_counts_no_score_matrix(device):
+    q, k, v = (torch.empty(1, 2, 4096, 64, device="meta") for _ in range(3))
+    inputs_and_output = 4 * q.numel() * 4
+    scores = 2 * 4096 * 4096 * 4
+    peaks = {}
+    for plan in (device, "mps"):
+        with planned_for(plan), LiveTensorBytes() as mem:
+            mem.track(q, k, v)
+            out = attention(q, k, v)
+        assert out.shape == q.shape
+        peaks[plan] = mem.peak
+    assert peaks[device] <= inputs_and_output + 2 * 4096 * 4 * 2  # output + log-sum-exp, nothing quadratic
+    assert peaks["mps"] >= inputs_and_output + min(scores, attention_module.SCORE_CHUNK_BYTES)
 
 
 def test_half_scores_are_bounded_as_float32():
@@ -87,11 +151,12 @@ def test_attention_modules_are_unchanged_by_chunking(monkeypatch, dtype, tol):
     for module, make in cases:
         module = module.to(dtype).eval()
         inputs = [t.to(dtype) for t in make()]
-        with torch.no_grad():
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
             whole = module(*inputs)
             monkeypatch.setattr(attention_module, "SCORE_CHUNK_BYTES", 1)  # one query row per call
             chunked = module(*inputs)
             monkeypatch.undo()
+            assert chunked.shape == whole.shape
         torch.testing.assert_close(chunked.float(), whole.float(), rtol=tol, atol=tol)
 
 
