@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""FLOPs per output frame of MGLD-VSR sampling with the full-size networks (no weights needed).
+"""FLOPs per output frame of MGLD-VSR with the full-size networks (no weights needed), counted as it runs.
 
-    python benchmarks/flops.py [--steps 50]
+    python benchmarks/flops.py [--steps 50] [--json FILE]
 
 The networks are built on the meta device and run on meta inputs under
-``torch.utils.flop_counter.FlopCounterMode``, so nothing is computed and the whole script takes
-seconds. One denoising evaluation of one latent tile (LR encoder + UNet on ``[5,4,64,64]``) is
-counted once and multiplied by the number of tiles, windows and steps. FLOPs follow the
-FlopCounterMode convention (a multiply-add counts as 2).
+``torch.utils.flop_counter.FlopCounterMode``, so nothing is computed. Each distinct unit of work
+(one denoising evaluation of a latent tile: LR encoder + UNet; one decoder window tile: CFW encode of
+its LR tile + temporal decode; one first-stage encode; one RAFT call) is counted once and multiplied
+by how often each mode runs it: every step's windows and tiles of the default mode, the decoder's
+real windows and fitted tiles (the decoder node's 768-px default), the official script's 5-frame
+segments and 960-px image tiles. FLOPs follow the FlopCounterMode convention (a multiply-add counts
+as 2; it counts matrix products and convolutions, not elementwise work, softmax or grid sampling,
+so the motion guidance's warping counts as almost nothing).
 """
 import argparse
 import contextlib
+import json
+import pathlib
 import time
 
 from _common import machine
@@ -21,14 +27,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import image_tiles
-from mgld_vsr.pipeline.tiling import fitted_tile, shifted_tile_grid, tile_origins
-from mgld_vsr.pipeline.video import SamplingOptions, tile_overlap_at, windows_at
+from mgld_vsr.pipeline.tiling import fitted_origins, fitted_tile, shifted_tile_grid, tile_origins
+from mgld_vsr.pipeline.video import DECODE_WINDOW_OVERLAP, SamplingOptions, tile_overlap_at, windows_at
+from mgld_vsr.pipeline.windows import official_segments, plan_windows
 
 WINDOW, OVERLAP = 5, 2  # default mode: 5-frame windows overlapping by 2 frames
 TILE, TILE_OVERLAP = 64, 32  # latent tiles of both modes
 VQGAN_TILE, VQGAN_STRIDE = 960, 750  # the official script's image tiles (pixels)
 CASES = [(128, 128), (270, 480), (540, 960)]
 CLIP = 300  # frames of the clip whose default-mode windows are enumerated (work per frame of a long clip)
+DECODE_TILE = 768 // 8  # the decoder node's default decode_tile (768 px), in latent pixels
+DECODE_TILE_OVERLAP = 8  # decode_window's feathered overlap, latent pixels
+CASE_NAMES = {(128, 128): "128->512", (270, 480): "1080p", (540, 960): "4k"}
 REFERENCE_1080P = (1404.0, 427.0)  # official TFLOP/frame, minimum TFLOP/frame quoted by the reference (50 steps)
 
 
@@ -86,6 +96,40 @@ class Networks:
                 self.video_vae.encode(wrap(meta(1, 3, H, W)))
         return count(run)
 
+    def cfw_window_tile(self, th: int, tw: int) -> int:
+        """One decoder window tile as ``decode_window`` runs it: the CFW encoder on the window's LR
+        tiles (8th x 8tw px), then the temporal decoder on its latent tiles."""
+        key = ("cfw", th, tw)
+        if key not in self._cache:
+            n = self.video_vae.config.num_frames
+
+            def run(wrap):
+                with torch.no_grad():
+                    _, feats = self.video_vae.encode(wrap(meta(n, 3, 8 * th, 8 * tw)))
+                    self.video_vae.decode(wrap(meta(n, 4, th, tw)), feats, 1.0)
+            self._cache[key] = count(run)
+        return self._cache[key]
+
+    def first_stage_frames(self, frames: int, H: int, W: int) -> int:
+        key = ("fs", frames, H, W)
+        if key not in self._cache:
+            def run(wrap):
+                with torch.no_grad():
+                    self.first_stage.encode(wrap(meta(frames, 3, H, W)))
+            self._cache[key] = count(run)
+        return self._cache[key]
+
+    def raft_pair(self, h: int, w: int) -> int:
+        """One RAFT call on one ordered frame pair at the flow resolution (padded to a multiple of 8)."""
+        if not hasattr(self, "raft"):
+            self.raft = build_empty("raft", official_config("raft")).eval()
+        ph, pw = -(-h // 8) * 8, -(-w // 8) * 8
+
+        def run(wrap):
+            with torch.no_grad():
+                self.raft(wrap(meta(1, 3, ph, pw)), wrap(meta(1, 3, ph, pw)))
+        return count(run)
+
     def video_vae_decode(self, H: int, W: int) -> int:
         """Per frame: the temporal decoder works on whole 5-frame clips, so decode 5 and divide."""
         n = self.video_vae.config.num_frames
@@ -128,6 +172,39 @@ def latent_tiles(h: int, w: int) -> tuple[int, int, int]:
     return th, tw, len(tile_origins(h, th, min(TILE_OVERLAP, th - 8))) * len(tile_origins(w, tw, min(TILE_OVERLAP, tw - 8)))
 
 
+def guidance_per_frame(h: int, w: int, steps: int, frames: int = 9) -> int:
+    """Motion guidance of ``steps`` steps per frame (one chunk of ``frames`` counted, per frame)."""
+    from mgld_vsr.pipeline.guidance import clip_guidance_step
+    from mgld_vsr.pipeline.motion import MotionField
+    from mgld_vsr.pipeline.schedule import respaced_schedule
+
+    schedule = respaced_schedule(steps)
+
+    def run(wrap):
+        pair = lambda c: wrap(meta(frames - 1, c, h, w))  # noqa: E731
+        cuts = wrap(torch.zeros(frames - 1, dtype=torch.bool, device="meta"))
+        clip_guidance_step(wrap(meta(frames, 4, h, w)), schedule, steps // 2,
+                           MotionField(pair(2), pair(2), pair(1), pair(1), cuts), 10.0, device=torch.device("meta"))
+    return count(run) * steps // frames
+
+
+def vae_as_run(nets: "Networks", plan, mode: str, frames: int = CLIP) -> float:
+    """First-stage encode + CFW encode/decode FLOPs per output frame, as ``mode`` runs them."""
+    hp, wp = plan.padded
+    if mode == "official":
+        # per 5-frame segment and 960-px image tile: first-stage encode, CFW encode + decode
+        origins, _ = image_tiles(plan, VQGAN_TILE, VQGAN_STRIDE)
+        ih, iw = min(VQGAN_TILE, hp), min(VQGAN_TILE, wp)
+        segments = len(official_segments(frames, WINDOW))
+        per_tile = nets.first_stage_frames(WINDOW, ih, iw) + nets.cfw_window_tile(ih // 8, iw // 8)
+        return segments * len(origins) * per_tile / frames
+    # default: whole frames through the first stage once; the decoder's windows and fitted tiles
+    h, w = plan.latent_size
+    (th, ys), (tw, xs) = fitted_origins(h, DECODE_TILE, DECODE_TILE_OVERLAP), fitted_origins(w, DECODE_TILE, DECODE_TILE_OVERLAP)
+    windows = plan_windows(frames, WINDOW, DECODE_WINDOW_OVERLAP)
+    return (nets.first_stage_frames(1, hp, wp) + len(windows) * len(ys) * len(xs) * nets.cfw_window_tile(th, tw) / frames)
+
+
 def tflop(x: float) -> str:
     return f"{x / 1e12:9.1f}"
 
@@ -136,6 +213,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--no-untiled", action="store_true", help="skip the exact untiled (whole-latent) count")
+    parser.add_argument("--json", type=pathlib.Path, help="write the per-case, per-mode figures to this file")
     args = parser.parse_args()
     start = time.perf_counter()
     print(f"torch.__version__ = {torch.__version__}")
@@ -145,7 +223,7 @@ def main():
     print(f"steps = {steps}, latent tiles {TILE}/{TILE_OVERLAP}, windows of {WINDOW} frames "
           f"(default mode overlap {OVERLAP}), FLOPs as counted by FlopCounterMode (1 MAC = 2 FLOPs)\n")
 
-    rows, vae_rows = [], []
+    rows, vae_rows, records = [], [], {}
     for H, W in CASES:
         plan = LRPlan.create(H, W, scale=4)
         h, w = plan.latent_size
@@ -175,6 +253,17 @@ def main():
         Hp, Wp = plan.padded
         vae_rows.append(dict(case=f"{H}x{W} (padded {Hp}x{Wp})", fs=nets.first_stage_encode(Hp, Wp),
                              ve=nets.video_vae_encode(Hp, Wp), vd=nets.video_vae_decode(Hp, Wp)))
+        whole = sum(vae_rows[-1][k] for k in ("fs", "ve", "vd"))
+        raft = 2 * nets.raft_pair(*plan.flow_size) * (CLIP - 1) / CLIP  # both ways between neighbours
+        guidance = guidance_per_frame(h, w, steps)
+        shared = {"raft_tflop_per_frame": raft / 1e12, "guidance_tflop_per_frame": guidance / 1e12,
+                  "vae_whole_frame_tflop_per_frame": whole / 1e12,
+                  "minimum_total_tflop_per_frame": (minimum + whole + raft + guidance) / 1e12}
+        records[CASE_NAMES[(H, W)]] = {
+            mode: {"unet_tflop_per_frame": unet / 1e12, "vae_tflop_per_frame": vae / 1e12,
+                   "total_tflop_per_frame": (unet + vae + raft + guidance) / 1e12, **shared}
+            for mode, unet, vae in (("default", default, vae_as_run(nets, plan, "default")),
+                                    ("official", official_script, vae_as_run(nets, plan, "official")))}
 
     print(f"Sampling (LR encoder + UNet), TFLOP per output frame, {steps} steps")
     head = (f"{'LR -> output':<24}{'latent':>9}{'tiles/step':>11}{'official':>10}{'default':>10}{'blended':>10}"
@@ -206,13 +295,45 @@ def main():
         target = "<= official" if r["small"] else "<= 1.3x minimum"
         print(f"  target {r['case']}: default {target}: {'PASS' if ok else 'FAIL'}")
 
-    print("\nVAE work per output frame (once per clip per frame, both modes), TFLOP")
+    print("\nVAE work per output frame if every frame were encoded and decoded once, whole (the 'VAE whole' of the "
+          "table below), TFLOP")
     head = f"{'LR (padded model input)':<32}{'1st-stage enc':>14}{'video-VAE enc':>14}{'video-VAE dec':>14}{'sum':>9}"
     print(head)
     print("-" * len(head))
     for r in vae_rows:
         total = r["fs"] + r["ve"] + r["vd"]
         print(f"{r['case']:<32}{r['fs'] / 1e12:>14.2f}{r['ve'] / 1e12:>14.2f}{r['vd'] / 1e12:>14.2f}{total / 1e12:>9.2f}")
+
+    print(f"\nAs run, TFLOP per output frame ({CLIP}-frame clip; default: decoder windows overlapping by "
+          f"{DECODE_WINDOW_OVERLAP}, {8 * DECODE_TILE}-px fitted decode tiles; official: the script's segments and image tiles)")
+    head = (f"{'case':<10}{'mode':<10}{'UNet':>9}{'VAE':>9}{'VAE whole':>10}{'RAFT':>8}{'guidance':>9}{'total':>9}"
+            f"{'min total':>10}{'VAE/whole':>10}{'tot/min':>9}")
+    print(head)
+    print("-" * len(head))
+    for case, modes in records.items():
+        for mode, r in modes.items():
+            print(f"{case:<10}{mode:<10}{r['unet_tflop_per_frame']:>9.1f}{r['vae_tflop_per_frame']:>9.2f}"
+                  f"{r['vae_whole_frame_tflop_per_frame']:>10.2f}{r['raft_tflop_per_frame']:>8.2f}"
+                  f"{r['guidance_tflop_per_frame']:>9.3f}{r['total_tflop_per_frame']:>9.1f}"
+                  f"{r['minimum_total_tflop_per_frame']:>10.1f}"
+                  f"{r['vae_tflop_per_frame'] / r['vae_whole_frame_tflop_per_frame']:>9.2f}x"
+                  f"{r['total_tflop_per_frame'] / r['minimum_total_tflop_per_frame']:>8.2f}x")
+    targets = {}
+    for case, modes in records.items():
+        d, o = modes["default"], modes["official"]
+        if case == "128->512":
+            targets[f"{case}: default total <= official total"] = d["total_tflop_per_frame"] <= o["total_tflop_per_frame"]
+        else:
+            targets[f"{case}: default VAE <= 1.3x whole-frame"] = (
+                d["vae_tflop_per_frame"] <= 1.3 * d["vae_whole_frame_tflop_per_frame"])
+            targets[f"{case}: default total <= 1.3x minimum total"] = (
+                d["total_tflop_per_frame"] <= 1.3 * d["minimum_total_tflop_per_frame"])
+    for name, ok in targets.items():
+        print(f"  target {name}: {'PASS' if ok else 'FAIL'}")
+    if args.json:
+        args.json.write_text(json.dumps({"steps": steps, "clip_frames": CLIP, "decode_tile_px": 8 * DECODE_TILE,
+                                         "decode_window_overlap": DECODE_WINDOW_OVERLAP, "cases": records,
+                                         "targets": targets, "torch": torch.__version__}, indent=2))
 
     hd = next(r for r in rows if r["latent"].startswith("13"))
     ref_off, ref_min = REFERENCE_1080P

@@ -62,7 +62,7 @@ from mgld_vsr.pipeline.metrics import warping_errors  # noqa: E402
 from mgld_vsr.pipeline.motion import clip_flows  # noqa: E402
 from mgld_vsr.pipeline.official import official_decode, official_sample  # noqa: E402
 from mgld_vsr.pipeline.video import SamplingOptions, decode_video, sample_video, windows_at  # noqa: E402
-from mgld_vsr.pipeline.windows import official_segments  # noqa: E402
+from mgld_vsr.pipeline.windows import official_segments, plan_windows  # noqa: E402
 
 TILE = standin_model.NATIVE_TILE
 MODES = ("untiled", "default", "fixed_grid", "official")
@@ -86,6 +86,8 @@ class Setting:
 #: step from 13 steps up), 512-px frames (LR 128: RAFT's, hence the flow code's, minimum), where
 #: decoding takes much of the time on a CPU.
 QUICK = Setting(frames=6, steps=13, lr_size=(128, 128))
+#: The decoder study: enough frames for several decoder windows whatever their overlap (issue #16).
+DECODER = Setting(frames=12, steps=13, lr_size=(128, 128))
 #: 512-px frames (2x2 native tiles, as 1024-px frames are for the real model), the default 50 steps.
 FULL = Setting(frames=15, steps=50, lr_size=(128, 128))
 
@@ -356,6 +358,47 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
             "modes": table, "bicubic": baseline, "guidance_sweep": strengths, "criteria": criteria(table)}
 
 
+def decoder_study(setting: Setting = DECODER, overlaps=(2, 1, 0), tile: int = TILE, log=print) -> dict:
+    """Flicker at the decoder's temporal window borders for each window overlap (issue #16 item 1).
+
+    The default mode samples the clip once; its latents are decoded with windows sharing each of
+    ``overlaps`` frames. For overlap ``o``, ``border_flicker`` is the warping error at the pairs where
+    the decoder's windows change over the error elsewhere (as for the sampler's windows), and
+    ``reference_flicker`` the same ratio at the same pairs of the decode with the largest overlap
+    (today's default): the content's own ratio there plus what that decode leaves.
+    """
+    nets = standin_model.load()
+    hr, lr = standin_data.benchmark_clip(setting.frames, setting.lr_size)
+    frames, truth = torch.from_numpy(lr), torch.from_numpy(hr).float() / 255
+    plan = LRPlan.create(*setting.lr_size, scale=4, min_short_side=MIN_SHORT_SIDE)
+    flow = clip_flows(DISFlow(), frames, plan)
+    options = mode_options(setting, plan.latent_size, tile)["default"]
+    n, window = setting.frames, nets["video_vae"].num_frames
+    log(f"# decoder study: {n} frames {setting.lr_size[0]}x{setting.lr_size[1]} -> {plan.output_size[0]}x"
+        f"{plan.output_size[1]}, default mode {setting.steps} steps, {window}-frame decoder windows, overlaps {overlaps}")
+    with torch.no_grad():
+        latents = sample_video(frames, flow.motion_for(plan), plan, unet=nets["unet"], lr_encoder=nets["lr_encoder"],
+                               first_stage=nets["first_stage"], context=nets["context"], options=options)
+        videos = {o: to_8bit(decode_video(latents, frames, nets["video_vae"], dec_w=DEC_W, overlap=o)) for o in overlaps}
+    errors = {o: warping_errors(v, flow) for o, v in videos.items()}
+    today = max(overlaps)
+    rows = {}
+    for o in overlaps:
+        borders = border_pairs(plan_windows(n, window, o, flow.cuts))
+        finite = torch.isfinite(errors[o])
+        rows[str(o)] = {"border_flicker": border_flicker(errors[o], borders),
+                        "reference_flicker": border_flicker(errors[today], borders),
+                        "warping_error": float(errors[o][finite].mean() * 1000),
+                        "psnr": psnr(videos[o], truth),
+                        "decoded_frames_per_frame": sum(len(w.frames) for w in plan_windows(n, window, o, flow.cuts)) / n}
+    log(f"\n{'overlap':<9}{'border flicker':>16}{'same pairs, overlap ' + str(today):>24}{'warping err':>13}{'PSNR':>8}"
+        f"{'decodes/frame':>15}")
+    for o, row in rows.items():
+        log(f"{o:<9}{_fmt(row['border_flicker']):>16}{_fmt(row['reference_flicker']):>24}{_fmt(row['warping_error']):>13}"
+            f"{_fmt(row['psnr']):>8}{row['decoded_frames_per_frame']:>15.2f}")
+    return {"settings": dataclasses.asdict(setting), "overlaps": rows}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -369,7 +412,15 @@ def main():
     parser.add_argument("--no-sweep", action="store_true", help="skip the guidance-strength sweep")
     parser.add_argument("--variant", action="append", default=[], metavar="CONST=VALUE,...",
                         help="also run the default mode with these pipeline/video.py policy constants")
+    parser.add_argument("--decoder", action="store_true",
+                        help=f"only the decoder study: window overlaps 2, 1, 0 on {DECODER.frames} frames, {DECODER.steps} steps")
     args = parser.parse_args()
+    if args.decoder:
+        report = decoder_study(dataclasses.replace(DECODER, frames=args.frames or DECODER.frames,
+                                                   steps=args.steps or DECODER.steps))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     setting = QUICK if args.quick else FULL

@@ -28,6 +28,20 @@ def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     return [r * stride for r in range(count - 1)] + [length - tile]
 
 
+def fitted_origins(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """``(size, origins)`` of the fewest tiles of at most ``tile`` that cover ``length`` with ``overlap``,
+    shrunk to share the side evenly: the decoder's tiles. Snapping ``tile``-sized tiles to the end
+    (:func:`tile_origins`) can cover a side almost twice (136 latent rows with 96-row tiles: 192);
+    fitted tiles cover it once plus the overlaps (2 tiles of 72). Any size works for the decoder,
+    which only upsamples."""
+    if length <= tile:
+        return length, [0]
+    overlap = min(overlap, tile - 1)
+    count = -(-(length - overlap) // (tile - overlap))
+    size = -(-(length + (count - 1) * overlap) // count)
+    return size, tile_origins(length, size, overlap)
+
+
 def gaussian_tile_weights(height: int, width: int, var: float = 0.01) -> torch.Tensor:
     """``[height, width]`` float64 blending weights (official centres: x at (W-1)/2, y at H/2)."""
 
