@@ -90,18 +90,15 @@ def test_node_defaults_denoise_every_pixel_once_per_step_with_moving_borders(tin
     (latent,) = MGLDSampler().sample(model, frames, _true_flow(FRAMES, LR), **sampler_settings)
     assert latent.latents.shape == (FRAMES, 4, 64, 64) and torch.isfinite(latent.latents).all()  # MGLD_LATENT
 
-    # Windows: a partition of the 12 frames in the shifted steps, moving each step; overlapping at the end.
+    # Windows: a partition of the 12 frames at every step, finishing steps included, moving each step.
     assert len(plans) == STEPS
     window_starts = []
     for step, windows in enumerate(plans):
         counts = torch.zeros(FRAMES, dtype=torch.long)
         for window in windows:
             counts[list(window.frames)] += 1
-        if step < STEPS - 1:
-            assert counts.tolist() == [1] * FRAMES, (step, [w.frames for w in windows])
-            window_starts.append({w.frames[0] for w in windows})
-        else:
-            assert counts.min() >= 1 and counts.max() >= 2  # finishing: windows share frames
+        assert counts.tolist() == [1] * FRAMES, (step, [w.frames for w in windows])
+        window_starts.append({w.frames[0] for w in windows})
     assert all(a != b for a, b in zip(window_starts, window_starts[1:])), window_starts
 
     # Tiles: every latent pixel once per shifted step, tile borders moving; >= once when finishing.
