@@ -8,6 +8,14 @@ within 24 GB. Each stage holds only its own models on the device (models move th
 so the pipeline peak is the largest stage peak. Stage peaks come from ``pipeline/memory.py``
 (weights + activations of one unit of work, as the pipeline runs it) plus the whole-window
 tensors the pipeline keeps on the device during that stage, itemised below the table.
+
+What the figures are and are not: the stage peaks are the live tensor storages of the
+real module code run on meta tensors, with attention counted as it runs on ``--device`` (CUDA by
+default: fused SDPA kernels hold no score matrix). The "+ window tensors" column is a hand count of
+the tensors the pipeline code keeps around a stage (listed in the comments of ``report``), not a
+measurement. Neither includes the CUDA context (about 0.3-0.5 GB), cuBLAS/cuDNN workspaces or the
+caching allocator's rounding and fragmentation: budget some hundreds of MB above the printed peak.
+``benchmarks/gpu.py`` measures the stage peaks with ``torch.cuda.max_memory_allocated`` on a GPU.
 """
 import argparse
 import time
@@ -16,6 +24,7 @@ from _common import machine
 
 import torch
 
+from mgld_vsr.models.attention import planned_for
 from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.pipeline.frames import LRPlan, flow_network_input
 from mgld_vsr.pipeline.guidance import GUIDANCE_PAIRS_PER_CHUNK
@@ -94,7 +103,8 @@ def report(lr: tuple[int, int], models: dict, decode_tile: int, flow_chunk: int)
 
     # decode_window/decode_frames keep: the window's LR frames (fp16) and latents, the float32 output
     # canvas and its weight plane, the previous window's decoded frames (float32, still bound while the
-    # next window decodes) and the pending blended frames of the window overlap (float32).
+    # next window decodes) and the frames pending in order (float32; with the default disjoint windows
+    # these are the window's own frames).
     tile = decode_tile // 8
     dh, dw = min(tile, lh), min(tile, lw)
     frame32 = 3 * 8 * lh * 8 * lw * F32
@@ -111,7 +121,7 @@ def report(lr: tuple[int, int], models: dict, decode_tile: int, flow_chunk: int)
     print(f"window tensors: one float32 window latent [{WINDOW},4,{lh},{lw}] = {latent / 2 ** 20:.1f} MiB; sampling keeps "
           f"8 of them = {sampling_resident / 2 ** 20:.1f} MiB; a {guidance_frames}-frame motion-guidance chunk peaks at "
           f"{guidance / 2 ** 20:.1f} MiB; the decoder keeps {decode_resident / 2 ** 20:.1f} MiB "
-          f"(LR window fp16, output canvas, previous window's frames, overlap accumulators)")
+          f"(LR window fp16, output canvas, previous window's frames, pending frames)")
     per_frame = 4 * lh * lw * F32 * 4 + 6 * lh * lw * F32
     print(f"the clip-long sampling state (latents, LR latents, eps sums, noise, motion) stays in host RAM, about "
           f"{per_frame / 2 ** 20:.1f} MiB per frame: device memory does not grow with the clip")
@@ -127,6 +137,8 @@ def main():
     parser.add_argument("--decode-tile", type=int, default=768, help="decoder tile in output pixels (default 768)")
     parser.add_argument("--flow-chunk", type=int, default=None,
                         help="frames per RAFT call in clip_flows (default: the pipeline's choice for the size)")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),
+                        help="device type the attention is counted for (default cuda: fused SDPA kernels)")
     args = parser.parse_args()
     sizes = [tuple(map(int, s.split("x"))) for s in (args.lr or ["270x480", "540x960"])]
     print(f"# {machine()}")
@@ -134,7 +146,10 @@ def main():
     start = time.perf_counter()
     names = ("unet", "lr_encoder", "first_stage", "video_vae", "raft")
     models = {name: build_empty(name, official_config(name)) for name in names}
-    ok = all([report(lr, models, args.decode_tile, args.flow_chunk) for lr in sizes])  # a list: report every size
+    print(f"# attention counted as on {args.device}; not counted: CUDA context, cuBLAS/cuDNN workspaces, "
+          "allocator overhead; '+ window tensors' is a hand count")
+    with planned_for(args.device):
+        ok = all([report(lr, models, args.decode_tile, args.flow_chunk) for lr in sizes])  # a list: every size
     print(f"\n# counted in {time.perf_counter() - start:.1f} s")
     raise SystemExit(0 if ok else 1)
 
