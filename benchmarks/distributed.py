@@ -39,12 +39,12 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from mgld_vsr.pipeline.motion import MotionField
 from mgld_vsr.pipeline.schedule import ddpm_step, respaced_schedule
-from mgld_vsr.pipeline.video import SamplingOptions, windows_at
+from mgld_vsr.pipeline.video import DECODE_WINDOW_OVERLAP, SamplingOptions, windows_at
 from mgld_vsr.pipeline.windows import plan_windows
 
 CASES = {"1080p": (270, 480), "4K": (540, 960)}
 FLOAT32, FP16 = 4, 2
-DECODE_WINDOW, DECODE_OVERLAP = 5, 2  # the video VAE's window; decode_frames' default overlap
+DECODE_WINDOW, DECODE_OVERLAP = 5, DECODE_WINDOW_OVERLAP  # the video VAE's window; the decoder's default overlap
 
 
 def windows_per_step(frames: int, steps: int) -> tuple[float, float]:
