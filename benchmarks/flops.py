@@ -31,7 +31,7 @@ from mgld_vsr.pipeline.tiling import fitted_origins, fitted_tile, shifted_tile_g
 from mgld_vsr.pipeline.video import DECODE_WINDOW_OVERLAP, SamplingOptions, tile_overlap_at, windows_at
 from mgld_vsr.pipeline.windows import official_segments, plan_windows
 
-WINDOW, OVERLAP = 5, 2  # default mode: 5-frame windows overlapping by 2 frames
+WINDOW, OVERLAP = 5, 2  # 5-frame windows; OVERLAP: the fixed blended alternative (window_overlap 2), the 'blended' column
 TILE, TILE_OVERLAP = 64, 32  # latent tiles of both modes
 VQGAN_TILE, VQGAN_STRIDE = 960, 750  # the official script's image tiles (pixels)
 CASES = [(128, 128), (270, 480), (540, 960)]
@@ -221,7 +221,7 @@ def main():
     nets = Networks()
     steps = args.steps
     print(f"steps = {steps}, latent tiles {TILE}/{TILE_OVERLAP}, windows of {WINDOW} frames "
-          f"(default mode overlap {OVERLAP}), FLOPs as counted by FlopCounterMode (1 MAC = 2 FLOPs)\n")
+          f"(fixed blended alternative: overlap {OVERLAP}), FLOPs as counted by FlopCounterMode (1 MAC = 2 FLOPs)\n")
 
     rows, vae_rows, records = [], [], {}
     for H, W in CASES:
