@@ -105,8 +105,11 @@ def main():
               f"motion guidance {guide_s / total:5.1%} | other {1 - (unet_s + guide_s) / total:5.1%}")
     speedup = per_frame["official"] / per_frame["default"]
     cpu_speedup = cpu_per_frame["official"] / cpu_per_frame["default"]
+    # issue #5's target is for 256x256, the smallest size where the official script needs several image tiles
+    target = f"issue #5 target >= 2.5x: {'PASS' if cpu_speedup >= 2.5 else 'FAIL'}" if (h, w) == (256, 256) else \
+        "issue #5's target is for 256x256"
     print(f"default mode is {cpu_speedup:.2f}x faster per frame than official mode in CPU time, {speedup:.2f}x in wall "
-          f"time (issue #5 target >= 2.5x: {'PASS' if cpu_speedup >= 2.5 else 'FAIL'})")
+          f"time ({target})")
     if args.json:
         args.json.write_text(json.dumps({"frames": args.frames, "steps": args.steps, "lr": [h, w], "modes": report,
                                          "speedup_cpu": cpu_speedup, "speedup_wall": speedup, "machine": machine()},
