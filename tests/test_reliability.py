@@ -433,8 +433,11 @@ def long_clip(tmp_path_factory):
 def test_a_signal_while_saving_leaves_no_file_and_exits_130(sig, tmp_path, long_clip):
     out = tmp_path / "out"
     out.mkdir()
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored (POSIX), and
+    # Python keeps an ignored SIGINT ignored: give the runner the default disposition a terminal gives.
     proc = _subprocess([save_only(tmp_path, long_clip), "--output", out / "result.mp4"],
-                       env={"MGLD_HOME": str(tmp_path / "home")})
+                       env={"MGLD_HOME": str(tmp_path / "home")},
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(out.glob(".result.partial-*.mp4")):  # the temporary file sits in the destination folder
         assert proc.poll() is None, proc.communicate()
