@@ -44,7 +44,7 @@ from mgld_vsr.pipeline.windows import plan_windows
 
 CASES = {"1080p": (270, 480), "4K": (540, 960)}
 FLOAT32, FP16 = 4, 2
-DECODE_WINDOW, DECODE_OVERLAP = 5, DECODE_WINDOW_OVERLAP  # the video VAE's window; the decoder's default overlap
+DECODE_WINDOW = 5  # the video VAE's window (its overlap: the decoder's own DECODE_WINDOW_OVERLAP)
 
 
 def windows_per_step(frames: int, steps: int) -> tuple[float, float]:
@@ -117,7 +117,7 @@ def main():
         own, on_cpu = (0.0, 0.0) if args.no_measure else coordinator_seconds_per_frame((h, w))
         coordinator = own * args.frames
         Hp, Wp = plan.padded
-        decode_windows = len(plan_windows(args.frames, DECODE_WINDOW, DECODE_OVERLAP, None))
+        decode_windows = len(plan_windows(args.frames, DECODE_WINDOW, DECODE_WINDOW_OVERLAP, None))
         decode_flop = DECODE_WINDOW * (nets.video_vae_encode(Hp, Wp) + nets.video_vae_decode(Hp, Wp))  # per window
         decode_sent = DECODE_WINDOW * (latent_bytes + 3 * Hp * Wp * FP16)  # float32 latents + fp16 prepared LR frames
         decode_back = DECODE_WINDOW * 3 * Hp * Wp * FLOAT32
@@ -131,7 +131,7 @@ def main():
             print(f"  coordinator (gather eps, draw noise, DDPM step, guidance update; one CPU core, measured): {own * 1e3:.1f} ms per frame = "
                   f"{coordinator:.2f} s per step; the guidance gradient on that CPU would add {on_cpu * 1e3:.1f} ms "
                   f"per frame = {on_cpu * args.frames:.1f} s per step")
-        print(f"  decoder: {decode_windows} windows of {DECODE_WINDOW} frames (overlap {DECODE_OVERLAP}), "
+        print(f"  decoder: {decode_windows} windows of {DECODE_WINDOW} frames (overlap {DECODE_WINDOW_OVERLAP}), "
               f"{decode_flop / 1e12:.2f} TFLOP = {decode_flop / rate * 1e3:.0f} ms per window on one GPU; "
               f"{decode_sent / 1e6:.0f} MB out, {decode_back / 1e6:.0f} MB back per window")
         for gpus in args.gpus:

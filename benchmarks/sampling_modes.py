@@ -95,14 +95,14 @@ def main():
         finally:
             sampler_module.motion_guidance_step, video_module.clip_guidance_step = saved
         unet_s, guide_s = timer.seconds.get("unet", 0.0), timer.seconds.get("guidance", 0.0)
-        report[mode] = {"wall_s_per_frame": total / args.frames, "cpu_s_per_frame": cpu_total / args.frames,
-                        "sampling_cpu_s_per_frame": (cpu_sampled - cpu_start) / args.frames,
-                        "decoding_cpu_s_per_frame": (cpu_start + cpu_total - cpu_sampled) / args.frames,
-                        "unet_share": unet_s / total, "guidance_share": guide_s / total}
-        print(f"{mode:8s} {total / args.frames:8.2f} s/frame wall, {cpu_total / args.frames:8.2f} CPU-s/frame "
-              f"(sampling {(cpu_sampled - cpu_start) / args.frames:.2f}, decoding "
-              f"{(cpu_start + cpu_total - cpu_sampled) / args.frames:.2f} CPU-s) | UNet+LR encoder {unet_s / total:5.1%} | "
-              f"motion guidance {guide_s / total:5.1%} | other {1 - (unet_s + guide_s) / total:5.1%}")
+        r = report[mode] = {"wall_s_per_frame": per_frame[mode], "cpu_s_per_frame": cpu_per_frame[mode],
+                            "sampling_cpu_s_per_frame": (cpu_sampled - cpu_start) / args.frames,
+                            "decoding_cpu_s_per_frame": (cpu_start + cpu_total - cpu_sampled) / args.frames,
+                            "unet_share": unet_s / total, "guidance_share": guide_s / total}
+        print(f"{mode:8s} {r['wall_s_per_frame']:8.2f} s/frame wall, {r['cpu_s_per_frame']:8.2f} CPU-s/frame "
+              f"(sampling {r['sampling_cpu_s_per_frame']:.2f}, decoding {r['decoding_cpu_s_per_frame']:.2f} CPU-s) | "
+              f"UNet+LR encoder {r['unet_share']:5.1%} | motion guidance {r['guidance_share']:5.1%} | "
+              f"other {1 - r['unet_share'] - r['guidance_share']:5.1%}")
     speedup = per_frame["official"] / per_frame["default"]
     cpu_speedup = cpu_per_frame["official"] / cpu_per_frame["default"]
     # issue #5's target is for 256x256, the smallest size where the official script needs several image tiles
