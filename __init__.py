@@ -5,7 +5,7 @@ are declared and the ``models/mgld`` folder registered; models load only when a 
 ``WEB_DIRECTORY`` holds the help page of every node (``web/docs/<NodeName>.md``, shown in the
 node help panel) and the small frontend extension that writes the warping-error figures on the node.
 """
-from . import host
+from .nodes import host
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 WEB_DIRECTORY = "./web"

@@ -8,7 +8,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from standalone import load_pack  # noqa: E402
+from run_workflow import load_pack  # noqa: E402
 
 load_pack()
 

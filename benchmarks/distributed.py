@@ -36,11 +36,11 @@ import torch
 
 from flops import Networks, default_mode_work
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
-from mgld_vsr.pipeline.motion import MotionField
-from mgld_vsr.pipeline.schedule import ddpm_step, respaced_schedule
-from mgld_vsr.pipeline.video import DECODE_WINDOW_OVERLAP, SamplingOptions, windows_at
-from mgld_vsr.pipeline.windows import plan_windows
+from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
+from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.sampling.schedule import ddpm_step, respaced_schedule
+from mgld_vsr.pipeline.sampling.loop import DECODE_WINDOW_OVERLAP, SamplingOptions, windows_at
+from mgld_vsr.pipeline.sampling.windows import plan_windows
 
 CASES = {"1080p": (270, 480), "4K": (540, 960)}
 FLOAT32, FP16 = 4, 2

@@ -27,9 +27,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import image_tiles
-from mgld_vsr.pipeline.tiling import fitted_origins, fitted_tile, shifted_tile_grid, tile_origins
-from mgld_vsr.pipeline.video import DECODE_WINDOW_OVERLAP, SamplingOptions, tile_overlap_at, windows_at
-from mgld_vsr.pipeline.windows import official_segments, plan_windows
+from mgld_vsr.pipeline.sampling.tiling import fitted_origins, fitted_tile, shifted_tile_grid, tile_origins
+from mgld_vsr.pipeline.sampling.loop import DECODE_WINDOW_OVERLAP, SamplingOptions, tile_overlap_at, windows_at
+from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows
 
 WINDOW, OVERLAP = 5, 2  # 5-frame windows; OVERLAP: the fixed blended alternative (window_overlap 2), the 'blended' column
 TILE, TILE_OVERLAP = 64, 32  # latent tiles of both modes
@@ -174,9 +174,9 @@ def latent_tiles(h: int, w: int) -> tuple[int, int, int]:
 
 def guidance_per_frame(h: int, w: int, steps: int, frames: int = 9) -> int:
     """Motion guidance of ``steps`` steps per frame (one chunk of ``frames`` counted, per frame)."""
-    from mgld_vsr.pipeline.guidance import clip_guidance_step
-    from mgld_vsr.pipeline.motion import MotionField
-    from mgld_vsr.pipeline.schedule import respaced_schedule
+    from mgld_vsr.pipeline.sampling.guidance import clip_guidance_step
+    from mgld_vsr.pipeline.motion.field import MotionField
+    from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
 
     schedule = respaced_schedule(steps)
 

@@ -43,15 +43,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mgld_vsr.models.attention import attention
 from mgld_vsr.models.loader import build_empty, official_config
-from mgld_vsr.pipeline import memory as estimate
+from mgld_vsr.pipeline.memory import estimate
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
-from mgld_vsr.pipeline.motion import clip_flows, flow_chunk_for
+from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
+from mgld_vsr.pipeline.motion.field import clip_flows, flow_chunk_for
 from mgld_vsr.pipeline.official import official_decode, official_sample
-from mgld_vsr.pipeline.sampler import predict_eps
-from mgld_vsr.pipeline.schedule import respaced_schedule
-from mgld_vsr.pipeline.video import (SamplingOptions, WindowStep, decode_video, decode_window, encode_lr_latents,
-                                     sample_video, window_eps)
+from mgld_vsr.pipeline.sampling.denoise import predict_eps
+from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
+from mgld_vsr.pipeline.sampling.loop import (SamplingOptions, WindowStep, decode_video, decode_window,
+                                             encode_lr_latents, sample_video, window_eps)
 
 PAPER_S_PER_FRAME = 1.113  # MGLD-VSR paper, 128x128 -> 512x512, 50 steps, one A100
 FULL_STEPS = 50
@@ -215,7 +215,7 @@ def _one_tile(models, device, dtype, frames, tile):
 
 
 def _guidance(device, frames, h, w):
-    from mgld_vsr.pipeline.motion import MotionField
+    from mgld_vsr.pipeline.motion.field import MotionField
 
     pair = lambda c: torch.zeros(frames - 1, c, h, w, device=device)  # noqa: E731
     motion = MotionField(pair(2), pair(2), pair(1), pair(1), torch.zeros(frames - 1, dtype=torch.bool, device=device))

@@ -138,10 +138,10 @@ def child(args) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["MGLD_MODELS_DIR"] = args.models
     os.environ["MGLD_HOME"] = args.home
-    from standalone import load_pack
+    from run_workflow import load_pack
 
     pack = load_pack()
-    from mgld_vsr import host
+    from mgld_vsr.nodes import host
 
     host.Progress.quiet = True
     log: list = []

@@ -28,12 +28,12 @@ import torch
 
 from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.models.raft.raft import sintel_padding
-from mgld_vsr.pipeline.flow_ops import flow_warp
+from mgld_vsr.pipeline.motion.flow_ops import flow_warp
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.interpolation import interpolate_frames, linear_intermediate_flows, synthesize
-from mgld_vsr.pipeline.memory import GiB, flow_peak, measure
-from mgld_vsr.pipeline.motion import ClipFlow
-from mgld_vsr.pipeline.pair_motion import ClipFlowMotion, PairMotion, RAFTMotion, raft_working_size
+from mgld_vsr.pipeline.motion.interpolation import interpolate_frames, linear_intermediate_flows, synthesize
+from mgld_vsr.pipeline.memory.estimate import GiB, flow_peak, measure
+from mgld_vsr.pipeline.motion.field import ClipFlow
+from mgld_vsr.pipeline.motion.pairs import ClipFlowMotion, PairMotion, RAFTMotion, raft_working_size
 from interpolation_scenes import square_flows, square_scene, waves  # tests/: the scenes the tests check
 
 

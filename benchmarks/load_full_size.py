@@ -47,7 +47,7 @@ def measure(path: str) -> dict:
     """Run the load in a child process so peak RSS belongs to it alone."""
     code = f"""
 import json, resource, sys, time
-sys.path.insert(0, {str(ROOT)!r}); from standalone import load_pack; load_pack()
+sys.path.insert(0, {str(ROOT)!r}); from run_workflow import load_pack; load_pack()
 import torch
 start = time.perf_counter()
 from mgld_vsr.models.loader import load_components

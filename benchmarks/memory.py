@@ -27,10 +27,10 @@ import torch
 from mgld_vsr.models.attention import planned_for
 from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.pipeline.frames import LRPlan, flow_network_input
-from mgld_vsr.pipeline.guidance import GUIDANCE_PAIRS_PER_CHUNK
-from mgld_vsr.pipeline.memory import (GiB, decode_peak, encode_peak, flow_peak, guidance_peak, measure, meta_copy,
-                                      sampling_peak)
-from mgld_vsr.pipeline.motion import flow_chunk_for
+from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK
+from mgld_vsr.pipeline.memory.estimate import (GiB, decode_peak, encode_peak, flow_peak, guidance_peak, measure,
+                                               meta_copy, sampling_peak)
+from mgld_vsr.pipeline.motion.field import flow_chunk_for
 
 GB = 10 ** 9  # the targets are in GB
 DTYPE = torch.float16

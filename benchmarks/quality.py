@@ -56,13 +56,13 @@ import model as standin_model  # noqa: E402
 from flow import DISFlow  # noqa: E402
 from flops import count, meta  # noqa: E402
 from mgld_vsr.models.loader import build_empty  # noqa: E402
-from mgld_vsr.pipeline import video  # noqa: E402
+from mgld_vsr.pipeline.sampling import loop as video  # noqa: E402
 from mgld_vsr.pipeline.frames import LRPlan, bicubic_upsample, uint8_to_model_range  # noqa: E402
-from mgld_vsr.pipeline.metrics import warping_errors  # noqa: E402
-from mgld_vsr.pipeline.motion import clip_flows  # noqa: E402
+from mgld_vsr.pipeline.motion.warping_error import warping_errors  # noqa: E402
+from mgld_vsr.pipeline.motion.field import clip_flows  # noqa: E402
 from mgld_vsr.pipeline.official import official_decode, official_sample  # noqa: E402
-from mgld_vsr.pipeline.video import SamplingOptions, decode_video, sample_video, windows_at  # noqa: E402
-from mgld_vsr.pipeline.windows import official_segments, plan_windows  # noqa: E402
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, decode_video, sample_video, windows_at  # noqa: E402
+from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows  # noqa: E402
 
 TILE = standin_model.NATIVE_TILE
 MODES = ("untiled", "default", "fixed_grid", "official")

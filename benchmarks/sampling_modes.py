@@ -22,12 +22,12 @@ from _common import machine, tiny_models
 import torch
 from torch import nn
 
-from mgld_vsr.pipeline import guidance as guidance_module
+from mgld_vsr.pipeline.sampling import guidance as guidance_module
 from mgld_vsr.pipeline import official as official_module
-from mgld_vsr.pipeline import sampler as sampler_module
-from mgld_vsr.pipeline import video as video_module
+from mgld_vsr.pipeline.sampling import denoise as sampler_module
+from mgld_vsr.pipeline.sampling import loop as video_module
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.motion import clip_flows
+from mgld_vsr.pipeline.motion.field import clip_flows
 
 
 class Timer:

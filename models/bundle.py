@@ -62,7 +62,7 @@ def load_diffusion(path: str, dtype: torch.dtype = torch.float32, device="cpu",
             if os.path.isfile(part):
                 found[name] = load_component(part, name, dtype=dtypes.get(name, dtype), device=device)
             elif name in DIFFUSION_PARTS:
-                raise CheckpointError(f"{part}: missing; convert_weights.py writes it next to {os.path.basename(path)}")
+                raise CheckpointError(f"{part}: missing; run_workflow.py convert-weights writes it next to {os.path.basename(path)}")
     else:
         found = load_components(path, [*DIFFUSION_PARTS, "text_encoder", "raft"], dtype=dtype, device=device,
                                 optional=["text_encoder", "raft"], dtypes=dtypes)

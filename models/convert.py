@@ -66,7 +66,7 @@ def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Convert official MGLD-VSR weights to per-component .safetensors files.")
+    parser = argparse.ArgumentParser(prog="run_workflow.py convert-weights", description="Convert official MGLD-VSR weights to per-component .safetensors files.")
     parser.add_argument("files", nargs="+", help="mgldvsr_unet.ckpt, video_vae_cfw.ckpt and/or raft-things.pth")
     parser.add_argument("--out", required=True, help="output folder (e.g. ComfyUI/models/mgld)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="keep", help="store weights in this precision")

@@ -128,7 +128,7 @@ class WeightFile:
                 if not isinstance(config, dict):  # a damaged header must not fall back to defaults unsaid
                     raise CheckpointError(
                         f"{self.path}: the architecture config in the file header ('{key}') is damaged ({config}); "
-                        f"convert the official file again with convert_weights.py")
+                        f"convert the official file again with run_workflow.py convert-weights")
                 hints.update(config)
         return hints
 

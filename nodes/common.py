@@ -6,9 +6,9 @@ import warnings
 
 import torch
 
-from .. import host
-from ..pipeline.executor import LOCAL_DEVICES, LocalExecutor, executor_for  # noqa: F401 (LOCAL_DEVICES: for nodes)
-from ..pipeline.host_memory import release_freed_memory
+from . import host
+from ..pipeline.workers.executor import LOCAL_DEVICES, LocalExecutor, executor_for  # noqa: F401 (LOCAL_DEVICES: for nodes)
+from ..pipeline.memory.host_ram import release_freed_memory
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 PRECISION_TOOLTIP = ("Weight precision. auto: bf16 on GPUs that compute it natively (NVIDIA compute capability 8+), "

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from .. import host
-from ..pipeline.footprint import check_fits, clip_footprint
+from . import host
+from ..pipeline.memory.footprint import check_fits, clip_footprint
 from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
-from ..pipeline.video import VideoLatents, decode_video
+from ..pipeline.sampling.loop import VideoLatents, decode_video
 from .common import DECODING, LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, devices_input, image_to_frames, stage_executor
 from .sampler import LATENT_TYPE
 from .validation import comfy_verdict
@@ -86,7 +86,7 @@ class MGLDDecode:
         def reserve():
             if not isinstance(result, VideoLatents):
                 return 0
-            from ..pipeline.budget import fit_decode
+            from ..pipeline.memory.budget import fit_decode
 
             return fit_decode(video_vae, result.plan, decode_tile // 8, float("inf"))[1]
 

@@ -5,11 +5,11 @@ import math
 
 import torch
 
-from .. import host
-from ..pipeline.footprint import check_fits, clip_footprint
+from . import host
+from ..pipeline.memory.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
-from ..pipeline.host_memory import release_freed_memory
-from ..pipeline.motion import clip_flows
+from ..pipeline.memory.host_ram import release_freed_memory
+from ..pipeline.motion.field import clip_flows
 from .common import LOCAL_DEVICES, MOTION, devices_input, image_to_frames, stage_executor
 from .validation import comfy_verdict
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import host
-from ..pipeline.interpolation import MAX_MULTIPLIER, check_motion_covers, interpolate_video, interpolated_fps
-from ..pipeline.pair_motion import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE, ClipFlowMotion, RAFTMotion
+from . import host
+from ..pipeline.motion.interpolation import MAX_MULTIPLIER, check_motion_covers, interpolate_video, interpolated_fps
+from ..pipeline.motion.pairs import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE, ClipFlowMotion, RAFTMotion
 from .common import VIDEO, image_to_frames, on_compute_device
 
 #: The node's settings, shared with the long-video node (which interpolates while it writes): name -> input spec.
@@ -50,8 +50,8 @@ def raft_reserve(raft, size, raft_resolution: int) -> int:
     if raft is None:
         return 0
     from ..models.raft.raft import sintel_padding
-    from ..pipeline.memory import flow_peak
-    from ..pipeline.pair_motion import raft_working_size
+    from ..pipeline.memory.estimate import flow_peak
+    from ..pipeline.motion.pairs import raft_working_size
 
     h, w = raft_working_size(*size, raft_resolution)
     left, right, top, bottom = sintel_padding(h, w)

@@ -1,7 +1,7 @@
 """Loader nodes: the three official weight files from ``ComfyUI/models/mgld`` (standalone: ``./weights``)."""
 from __future__ import annotations
 
-from .. import host
+from . import host
 from ..models.bundle import load_diffusion
 from ..models.loader import load_component
 from .common import LOADERS, PRECISION_TOOLTIP, PRECISIONS, weight_dtype

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from ..pipeline.metrics import plot_errors, warping_errors
-from ..pipeline.pair_motion import DEFAULT_RAFT_SHORT_SIDE, RAFTMotion
+from ..pipeline.motion.warping_error import plot_errors, warping_errors
+from ..pipeline.motion.pairs import DEFAULT_RAFT_SHORT_SIDE, RAFTMotion
 from .common import METRICS, image_to_frames, on_compute_device
 
 

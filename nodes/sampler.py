@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from .. import host
-from ..pipeline.footprint import check_fits, clip_footprint
+from . import host
+from ..pipeline.memory.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.official import official_sample
-from ..pipeline.video import SamplingOptions, sample_video
+from ..pipeline.sampling.loop import SamplingOptions, sample_video
 from .common import (LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, SAMPLING, devices_input, image_to_frames,
                      on_compute_device, stage_executor)
 from .validation import comfy_verdict
@@ -20,7 +20,7 @@ from .validation import comfy_verdict
 
 def sampling_reserve(networks, frames, scale, tile, window) -> int:
     """Bytes to free on the device for sampling: weights + the estimated peak of one tile (for ComfyUI's manager)."""
-    from ..pipeline.budget import fit_sampling
+    from ..pipeline.memory.budget import fit_sampling
 
     plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
     options = SamplingOptions(tile=min(tile, *(side - side % 8 for side in plan.latent_size)), window=window)

@@ -206,7 +206,7 @@ def encoder_pixel_formats(codec: str) -> Optional[list[str]]:
 
 
 def output_root() -> str:
-    from .. import host
+    from . import host
 
     return os.path.abspath(host.output_dir())
 
@@ -283,7 +283,7 @@ def _devices(node: str, v: dict) -> None:
     devices = v.get("devices")
     if not isinstance(devices, str):
         return
-    from ..pipeline.executor import check_devices
+    from ..pipeline.workers.executor import check_devices
 
     try:
         check_devices(devices, "devices")

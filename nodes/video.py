@@ -7,7 +7,7 @@ import re
 
 import torch
 
-from .. import host
+from . import host
 from ..pipeline import video_io
 from ..pipeline.hooks import ProgressCounter
 from .common import VIDEO, image_to_frames
@@ -96,7 +96,7 @@ def selected_frames(info, start: int, count: int, every: int) -> int:
 
 def check_load_fits(info, start: int, count: int, every: int) -> None:
     """Refuse, from the file's header, a selection whose decoded frames cannot fit in RAM."""
-    from ..pipeline import footprint
+    from ..pipeline.memory import footprint
 
     frames = selected_frames(info, start, count, every)
     need = footprint.load_bytes(frames, info.height, info.width)

@@ -15,15 +15,15 @@ from typing import Optional
 import torch
 
 from ..models.placement import compute_device
-from .colorfix import adain_color_fix, wavelet_color_fix
+from .decoding.colorfix import adain_color_fix, wavelet_color_fix
 from .frames import LRPlan, fit_to_size, patch_starts, to_uint8
 from .hooks import Hooks, ProgressCounter
-from .motion import ClipFlow, clip_flows
-from .noise import SeededNoise
+from .motion.field import ClipFlow, clip_flows
+from .sampling.noise import SeededNoise
 from .numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
-from .sampler import sample_canvas
-from .schedule import q_sample_respace, respaced_schedule
-from .windows import official_segments
+from .sampling.denoise import sample_canvas
+from .sampling.schedule import q_sample_respace, respaced_schedule
+from .sampling.windows import official_segments
 
 LATENT_SCALE = 0.18215
 COLOR_FIXES = {"adain": adain_color_fix, "wavelet": wavelet_color_fix, "none": None}

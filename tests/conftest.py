@@ -78,7 +78,7 @@ def ray_cluster():
     """One local Ray cluster of 2 CPUs for the whole session (Ray takes seconds to start): room for 2 CPU workers."""
     import ray
 
-    from mgld_vsr.pipeline.ray_executor import connect
+    from mgld_vsr.pipeline.workers.ray_executor import connect
 
     connect(num_cpus=2)
     yield ray

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from standalone import load_pack  # noqa: E402
+from run_workflow import load_pack  # noqa: E402
 
 pack = load_pack()
 sys.path.pop(0)

@@ -7,7 +7,7 @@ exactly the situation in which fixed, disjoint windows leave visible seams.
 import torch
 from torch import nn
 
-from mgld_vsr.pipeline.schedule import base_schedule
+from mgld_vsr.pipeline.sampling.schedule import base_schedule
 
 ABAR = base_schedule()["alphas_cumprod"].float()
 

@@ -15,7 +15,7 @@ from mgld_vsr.models import vae as vae_module
 from mgld_vsr.models.attention import attention, fused_kernel, planned_for, query_chunk_rows
 from mgld_vsr.models.blocks import CrossAttention, LegacyAttentionBlock
 from mgld_vsr.models.vae import ResnetBlock, SpatialSelfAttention, VAEGroupNorm
-from mgld_vsr.pipeline.memory import LiveTensorBytes
+from mgld_vsr.pipeline.memory.estimate import LiveTensorBytes
 
 
 def qkv(dtype=torch.float32, lq=75, lk=75, d=16, dv=16, lead=(2, 3), seed=0):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from mgld_vsr.models.attention import planned_for
-from mgld_vsr.pipeline.budget import GB, BudgetTooSmall, fit_decode, fit_sampling, weight_bytes
+from mgld_vsr.pipeline.memory.budget import GB, BudgetTooSmall, fit_decode, fit_sampling, weight_bytes
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.motion import MotionField
-from mgld_vsr.pipeline.video import SamplingOptions, sample_video
+from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
 
 PLAN = LRPlan.create(64, 96, 4, min_short_side=256)  # 32x48 latent, 256x384 at the model
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mgld_vsr.pipeline.colorfix import adain_color_fix, wavelet_blur, wavelet_color_fix, wavelet_split
+from mgld_vsr.pipeline.decoding.colorfix import adain_color_fix, wavelet_blur, wavelet_color_fix, wavelet_split
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.tiling import fitted_origins
-from mgld_vsr.pipeline.video import DECODE_WINDOW_OVERLAP, VideoLatents, decode_video
+from mgld_vsr.pipeline.sampling.tiling import fitted_origins
+from mgld_vsr.pipeline.sampling.loop import DECODE_WINDOW_OVERLAP, VideoLatents, decode_video
 
 
 def test_fitted_tiles_at_1080p_cover_the_frame_once_plus_the_overlap():

@@ -5,11 +5,11 @@ from torch.nn import functional as F
 
 from stub_models import WindowConsistentDenoiser, stub_models
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.guidance import aligned_warping_loss, clip_guidance_step
-from mgld_vsr.pipeline.motion import ClipFlow, MotionField, clip_flows
+from mgld_vsr.pipeline.sampling.guidance import aligned_warping_loss, clip_guidance_step
+from mgld_vsr.pipeline.motion.field import ClipFlow, MotionField, clip_flows
 from mgld_vsr.pipeline.official import LATENT_SCALE, official_sample
-from mgld_vsr.pipeline.schedule import respaced_schedule
-from mgld_vsr.pipeline.video import SamplingOptions, decode_video, sample_video
+from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, decode_video, sample_video
 
 
 def _ramp_clip(n, size):
@@ -34,7 +34,7 @@ def test_no_jumps_at_window_seams_unlike_official_segments(monkeypatch, finish_o
     the official segment borders. Windows that share a frame in the finishing steps leave none; the
     default, shifted windows to the end (issue #16: the stand-in shows no flicker at their borders,
     benchmarks/quality.py), leaves jumps only at the last step's borders, smaller than official's."""
-    from mgld_vsr.pipeline import video
+    from mgld_vsr.pipeline.sampling import loop as video
 
     monkeypatch.setattr(video, "FINISH_WINDOW_OVERLAP", finish_overlap)
     n, steps = 13, 10
@@ -105,7 +105,7 @@ def test_scene_cut_is_detected_and_nothing_crosses_it(tiny_models):
 
 def test_latent_motion_is_the_same_whatever_the_chunk(monkeypatch):
     """``motion_for`` resizes and checks pairs a chunk at a time; every pair is independent, so chunks change nothing."""
-    from mgld_vsr.pipeline import motion as motion_module
+    from mgld_vsr.pipeline.motion import field as motion_module
 
     g = torch.Generator().manual_seed(5)
     plan = LRPlan.create(64, 96, 4, min_short_side=128)
@@ -281,7 +281,7 @@ def test_guidance_works_under_inference_mode_as_comfyui_runs_nodes():
         occ = torch.zeros(4, 1, 16, 16)
         motion = MotionField(-flows, flows, occ, occ, torch.zeros(4, dtype=torch.bool))
         out, loss = clip_guidance_step(z, respaced_schedule(50), 30, motion, strength=10.0)
-        from mgld_vsr.pipeline.guidance import motion_guidance_step
+        from mgld_vsr.pipeline.sampling.guidance import motion_guidance_step
 
         official = motion_guidance_step(z, respaced_schedule(50), 30, *motion.batched(), strength=10.0)
     assert loss > 0 and not torch.equal(out, z) and not torch.equal(official, z)
@@ -289,7 +289,7 @@ def test_guidance_works_under_inference_mode_as_comfyui_runs_nodes():
 
 def test_tiled_decoding_blends_tiles_exactly():
     """With a decoder that only looks at each pixel's own latent, tiled decoding must equal whole-frame decoding."""
-    from mgld_vsr.pipeline.video import decode_window
+    from mgld_vsr.pipeline.sampling.loop import decode_window
 
     class LocalDecoder(torch.nn.Module):
         def encode(self, lr):

@@ -10,10 +10,10 @@ import torch
 
 from mgld_vsr.models.bundle import MGLDDiffusion
 from mgld_vsr.nodes.sampler import MGLDSampler
-from mgld_vsr.pipeline import video as video_module
+from mgld_vsr.pipeline.sampling import loop as video_module
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.guidance import aligned_warping_loss
-from mgld_vsr.pipeline.motion import ClipFlow
+from mgld_vsr.pipeline.sampling.guidance import aligned_warping_loss
+from mgld_vsr.pipeline.motion.field import ClipFlow
 
 FRAMES, LR = 12, 128  # 128 px -> x4 = 512 px -> 64x64 latent
 TILE = 16  # latent px: 4 tiles per side

@@ -14,13 +14,13 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
-from mgld_vsr import headless
-from mgld_vsr.pipeline import checkpoint as checkpoint_module
-from mgld_vsr.pipeline.executor import LOCAL, parse_devices
+from mgld_vsr.runner import graph as headless
+from mgld_vsr.pipeline.sampling import checkpoint as checkpoint_module
+from mgld_vsr.pipeline.workers.executor import LOCAL, parse_devices
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Hooks, Interrupted
-from mgld_vsr.pipeline.motion import MotionField
-from mgld_vsr.pipeline.video import SamplingOptions, sample_video
+from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
 from test_nodes import clip  # noqa: F401 (fixture: a 4-frame clip; models_dir is in conftest.py)
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
@@ -61,7 +61,7 @@ def _assert_same(ours, reference):
 
 
 def test_basic_workflow_on_two_workers_gives_the_single_process_frames(ray_cluster, single_process, clip):  # noqa: F811
-    from mgld_vsr.pipeline.executor import executor_for
+    from mgld_vsr.pipeline.workers.executor import executor_for
 
     api = _basic_api(clip, devices="2")
     results = headless.Runner(NODES).run(api)
@@ -109,7 +109,7 @@ class DiesInSecondStep(torch.nn.Module):
 
 
 def test_a_worker_killed_during_sampling_loses_nothing(ray_cluster, tiny_models, sampled_here, tmp_path):
-    from mgld_vsr.pipeline.executor import executor_for
+    from mgld_vsr.pipeline.workers.executor import executor_for
 
     ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get DiesInSecondStep by value
     executor = executor_for("2")
@@ -127,7 +127,7 @@ def test_a_worker_killed_during_sampling_loses_nothing(ray_cluster, tiny_models,
 
 
 def test_interrupting_stops_the_workers_and_the_next_run_is_unaffected(ray_cluster, tiny_models, sampled_here):
-    from mgld_vsr.pipeline.executor import executor_for
+    from mgld_vsr.pipeline.workers.executor import executor_for
 
     executor = executor_for("2")
     calls = []
@@ -146,7 +146,7 @@ def test_interrupting_stops_the_workers_and_the_next_run_is_unaffected(ray_clust
 KILL_AFTER_FIRST_CHECKPOINT = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from standalone import load_pack
+from run_workflow import load_pack
 load_pack()
 from mgld_vsr.pipeline import checkpoint
 save = checkpoint.SamplingCheckpoint.save
@@ -229,7 +229,7 @@ def test_without_ray_a_devices_setting_stops_before_any_work(monkeypatch, clip):
 
 
 def test_the_pack_imports_and_runs_without_ray(tmp_path):
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); from standalone import load_pack; load_pack(); "
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from run_workflow import load_pack; load_pack(); "
               "assert 'ray' not in sys.modules, 'importing the pack imported Ray'; "
               "sys.modules['ray'] = None; import run_workflow; sys.exit(run_workflow.main([sys.argv[2], '--workers', '2']))")
     out = subprocess.run([sys.executable, "-c", script, str(REPO_ROOT), str(BASIC)], capture_output=True, text=True,

@@ -5,11 +5,11 @@ pack's live-tensor counter counts only the meta tensors: exactly what the accele
 """
 import torch
 
-from mgld_vsr import host
+from mgld_vsr.nodes import host
 from mgld_vsr.nodes.flow import MGLDFlow
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline import motion as motion_module
-from mgld_vsr.pipeline.memory import LiveTensorBytes, meta_copy
+from mgld_vsr.pipeline.motion import field as motion_module
+from mgld_vsr.pipeline.memory.estimate import LiveTensorBytes, meta_copy
 
 LR = 32  # LR side: the flow runs at 128x128 (the x4 plan upsamples short sides to 512 px, RAFT at a quarter)
 CHUNK = 8  # frames per RAFT call in this test

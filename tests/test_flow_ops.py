@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mgld_vsr.pipeline.flow_ops import compute_flows, flow_warp, occlusion_masks, resize_flow
+from mgld_vsr.pipeline.motion.flow_ops import compute_flows, flow_warp, occlusion_masks, resize_flow
 
 
 def constant_flow(n, h, w, u, v, dtype=torch.float32):

@@ -15,7 +15,7 @@ from golden_runners.end_to_end import _args
 from weights_index import weights_file_with_prefix
 from mgld_vsr.models.loader import load_component, load_components
 from mgld_vsr.pipeline.frames import LRPlan, flow_network_input
-from mgld_vsr.pipeline.noise import ReplayNoise
+from mgld_vsr.pipeline.sampling.noise import ReplayNoise
 from mgld_vsr.pipeline.official import official_super_resolve
 
 

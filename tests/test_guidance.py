@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-import mgld_vsr.pipeline.guidance as guidance
-from mgld_vsr.pipeline.flow_ops import flow_warp
-from mgld_vsr.pipeline.guidance import motion_guidance_step, official_warping_loss, warping_loss, warping_loss_and_grad
-from mgld_vsr.pipeline.schedule import respaced_schedule
+import mgld_vsr.pipeline.sampling.guidance as guidance
+from mgld_vsr.pipeline.motion.flow_ops import flow_warp
+from mgld_vsr.pipeline.sampling.guidance import (motion_guidance_step, official_warping_loss, warping_loss,
+                                                 warping_loss_and_grad)
+from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
 
 H, W = 12, 14
 

@@ -7,10 +7,10 @@ neighbourhood; away from the borders it must be the same whatever the frame size
 import pytest
 import torch
 
-from mgld_vsr.pipeline.guidance import (GUIDANCE_PAIRS_PER_CHUNK, GUIDANCE_REFERENCE_AREA, clip_guidance_step,
-                                        motion_guidance_step)
-from mgld_vsr.pipeline.motion import MotionField
-from mgld_vsr.pipeline.schedule import respaced_schedule
+from mgld_vsr.pipeline.sampling.guidance import (GUIDANCE_PAIRS_PER_CHUNK, GUIDANCE_REFERENCE_AREA, clip_guidance_step,
+                                                 motion_guidance_step)
+from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
 
 PERIOD = 8
 SHIFT = (1, 2)  # (dy, dx): frame i+1 is frame i moved down 1 and right 2 latent pixels

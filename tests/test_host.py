@@ -6,7 +6,7 @@ import types
 import pytest
 import torch
 
-from mgld_vsr import host
+from mgld_vsr.nodes import host
 from mgld_vsr.pipeline import hooks as hooks_module
 from mgld_vsr.pipeline.hooks import Hooks, ProgressCounter, TerminalProgress
 

@@ -12,15 +12,15 @@ import pytest
 import torch
 
 import mgld_vsr
-from mgld_vsr import headless
+from mgld_vsr.runner import graph as headless
 from mgld_vsr.pipeline import video_io
-from mgld_vsr.pipeline.flow_ops import forward_splat
+from mgld_vsr.pipeline.motion.flow_ops import forward_splat
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.interpolation import (interpolate_frames, interpolate_pair, interpolate_video,
-                                             interpolated_count, interpolated_fps, linear_intermediate_flows,
-                                             synthesize)
-from mgld_vsr.pipeline.motion import ClipFlow
-from mgld_vsr.pipeline.pair_motion import ClipFlowMotion, PairMotion, RAFTMotion, raft_working_size
+from mgld_vsr.pipeline.motion.interpolation import (interpolate_frames, interpolate_pair, interpolate_video,
+                                                    interpolated_count, interpolated_fps, linear_intermediate_flows,
+                                                    synthesize)
+from mgld_vsr.pipeline.motion.field import ClipFlow
+from mgld_vsr.pipeline.motion.pairs import ClipFlowMotion, PairMotion, RAFTMotion, raft_working_size
 from interpolation_scenes import square_flows, square_scene, waves
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
@@ -95,10 +95,10 @@ def test_splatted_flows_beat_the_linear_approximation_at_motion_edges():
     frame0, frame1, truth = square_scene(0), square_scene(1), square_scene(0.5)
     motion = _square_motion()
     ours = synthesize(frame0, frame1, motion, 0.5)
-    from mgld_vsr.pipeline import interpolation
+    from mgld_vsr.pipeline.motion import interpolation
 
     flow_t0, flow_t1 = linear_intermediate_flows(motion, 0.5)
-    from mgld_vsr.pipeline.flow_ops import flow_warp
+    from mgld_vsr.pipeline.motion.flow_ops import flow_warp
 
     linear = 0.5 * flow_warp(frame0, flow_t0) + 0.5 * flow_warp(frame1, flow_t1)
     assert (linear - truth).abs().mean() > 10 * (ours - truth).abs().mean()
@@ -255,7 +255,7 @@ def test_streaming_holds_one_pair_and_yields_frames_as_they_arrive():
 # ------------------------------------------------------------------------------ metric
 
 def test_warping_error_on_the_interpolated_clip():
-    from mgld_vsr.pipeline.metrics import warping_errors
+    from mgld_vsr.pipeline.motion.warping_error import warping_errors
 
     frames = torch.stack([waves(128, 128, 6.0 * i, 0)[0].permute(1, 2, 0) for i in range(3)])
     doubled = interpolate_video(frames, 2, ExactMotion((6.0, 0.0)))
@@ -317,7 +317,7 @@ def test_decode_and_save_with_a_multiplier_writes_what_the_three_nodes_write(vid
     """MGLD Decode + Save Video with multiplier 2 = Decode -> Interpolate Frames -> Save, pixel for pixel (FFV1),
     at exactly twice the fps, with the audio; the decoder's frames reach the file while it is still decoding."""
     from mgld_vsr.nodes import stream
-    from mgld_vsr.pipeline.video import VideoLatents
+    from mgld_vsr.pipeline.sampling.loop import VideoLatents
 
     monkeypatch.setenv("MGLD_HOME", str(tmp_path))
     n = 7  # two decoder windows

@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from mgld_vsr.pipeline.memory import LiveTensorBytes
+from mgld_vsr.pipeline.memory.estimate import LiveTensorBytes
 
 
 def test_counts_creation_release_views_and_peaks():

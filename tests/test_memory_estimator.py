@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from mgld_vsr.pipeline import memory
-from mgld_vsr.pipeline.memory import (LATENT_SCALE, decode_peak, encode_peak, flow_peak, measure, meta_copy,
-                                      sampling_peak)
+from mgld_vsr.pipeline.memory import estimate as memory
+from mgld_vsr.pipeline.memory.estimate import (LATENT_SCALE, decode_peak, encode_peak, flow_peak, measure, meta_copy,
+                                               sampling_peak)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: thread start-up costs more than it saves
 

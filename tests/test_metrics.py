@@ -4,8 +4,8 @@ import math
 import torch
 
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.metrics import plot_errors, warping_errors
-from mgld_vsr.pipeline.motion import ClipFlow
+from mgld_vsr.pipeline.motion.warping_error import plot_errors, warping_errors
+from mgld_vsr.pipeline.motion.field import ClipFlow
 
 
 def _sliding_clip(n=5, size=32):

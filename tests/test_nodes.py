@@ -11,7 +11,7 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
-from mgld_vsr import headless
+from mgld_vsr.runner import graph as headless
 from mgld_vsr.pipeline import video_io
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
@@ -94,7 +94,7 @@ def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
     assert plot.shape == (1, 256, 512, 3)
     assert measured["ui"]["text"] == [text] and text.splitlines()[1].startswith("guided")
     assert text.splitlines()[2].startswith("reversed")
-    from mgld_vsr.pipeline.metrics import warping_errors
+    from mgld_vsr.pipeline.motion.warping_error import warping_errors
 
     per_pair = warping_errors(images, flow) * 1000
     measurable = per_pair[torch.isfinite(per_pair)]
@@ -220,7 +220,7 @@ def test_runner_rejects_bad_overrides():
 
 
 def test_cancel_during_saving_leaves_no_file(tmp_path, monkeypatch):
-    from mgld_vsr import host
+    from mgld_vsr.nodes import host
 
     monkeypatch.setenv("MGLD_HOME", str(tmp_path))
     written = []

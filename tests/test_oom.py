@@ -5,9 +5,9 @@ import torch
 from stub_models import WindowConsistentDenoiser, stub_models
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Hooks
-from mgld_vsr.pipeline.motion import MotionField
-from mgld_vsr.pipeline.oom import is_out_of_memory, smaller_tile
-from mgld_vsr.pipeline.video import SamplingOptions, VideoLatents, decode_video, sample_video
+from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.memory.oom import is_out_of_memory, smaller_tile
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, VideoLatents, decode_video, sample_video
 
 
 class SmallMemoryDenoiser(WindowConsistentDenoiser):

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from mgld_vsr.pipeline.partition import shifted_parts, shifted_tiles, step_shift
-from mgld_vsr.pipeline.tiling import shifted_tile_grid, stitch_shifted
-from mgld_vsr.pipeline.windows import shifted_windows
+from mgld_vsr.pipeline.sampling.partition import shifted_parts, shifted_tiles, step_shift
+from mgld_vsr.pipeline.sampling.tiling import shifted_tile_grid, stitch_shifted
+from mgld_vsr.pipeline.sampling.windows import shifted_windows
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 5, 8, 9, 17, 31, 64])

@@ -5,9 +5,9 @@ import torch
 
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Hooks
-from mgld_vsr.pipeline.motion import MotionField
+from mgld_vsr.pipeline.motion.field import MotionField
 from mgld_vsr.pipeline.official import official_sample
-from mgld_vsr.pipeline.video import SamplingOptions, VideoLatents, decode_video, sample_video
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, VideoLatents, decode_video, sample_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +40,7 @@ def test_previews_are_the_predicted_clean_latents(tiny_models):
 
 
 def test_official_previews_are_the_predicted_clean_latents(tiny_models):
-    from mgld_vsr.pipeline.motion import ClipFlow
+    from mgld_vsr.pipeline.motion.field import ClipFlow
 
     frames, plan = _clip(n=5)
     hf, wf = plan.flow_size

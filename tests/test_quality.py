@@ -35,7 +35,7 @@ def test_border_flicker_compares_border_pairs_with_the_rest():
 
 
 def test_border_pairs_of_disjoint_and_overlapping_windows():
-    from mgld_vsr.pipeline.windows import Window
+    from mgld_vsr.pipeline.sampling.windows import Window
 
     disjoint = [Window((0, 1, 2, 3, 4), (1.0,) * 5), Window((5, 6, 7, 8, 9), (1.0,) * 5)]
     assert quality.border_pairs(disjoint) == [i == 4 for i in range(9)]

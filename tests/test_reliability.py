@@ -22,7 +22,7 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
-from mgld_vsr import headless
+from mgld_vsr.runner import graph as headless
 from mgld_vsr.models import loader
 from mgld_vsr.pipeline import video_io
 
@@ -613,7 +613,7 @@ def test_validate_inputs_refuses_with_one_line(kind, values, message, home):
 
 
 def test_the_load_node_refuses_a_clip_too_large_to_decode_from_its_header(tmp_path, monkeypatch):
-    from mgld_vsr.pipeline import footprint
+    from mgld_vsr.pipeline.memory import footprint
 
     monkeypatch.setattr(footprint, "host_available_bytes", lambda: 10_000)  # a machine with 10 kB free
     with pytest.raises(footprint.NotEnoughMemory, match="3 frames of 128x96 need about .* GB of RAM to load"):

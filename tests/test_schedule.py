@@ -5,16 +5,8 @@ import math
 import pytest
 import torch
 
-from mgld_vsr.pipeline.schedule import (
-    add_posterior_noise,
-    base_schedule,
-    ddpm_step,
-    kept_timesteps,
-    posterior_mean,
-    predict_x0,
-    q_sample_respace,
-    respaced_schedule,
-)
+from mgld_vsr.pipeline.sampling.schedule import (add_posterior_noise, base_schedule, ddpm_step, kept_timesteps,
+                                                 posterior_mean, predict_x0, q_sample_respace, respaced_schedule)
 
 STEP_COUNTS = (1, 2, 3, 4, 50, 1000)
 LOG_FLOOR = torch.tensor(math.log(1e-20), dtype=torch.float32)

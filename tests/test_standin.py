@@ -16,7 +16,7 @@ from mgld_vsr.models.bundle import load_diffusion
 from mgld_vsr.models.loader import load_component
 from mgld_vsr.pipeline.frames import bicubic_upsample, uint8_to_model_range
 from mgld_vsr.pipeline.official import LATENT_SCALE
-from mgld_vsr.pipeline.schedule import base_schedule
+from mgld_vsr.pipeline.sampling.schedule import base_schedule
 
 WEIGHTS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "standin" / "weights"
 TIMESTEPS = (20, 100, 250, 500, 900)
@@ -97,7 +97,7 @@ def test_autoencoder_reconstructs_held_out_frames(standin, sample):
     the LR frames bring the result closer to the truth (what the fusion weight w is for)."""
     diffusion, vae = standin
     hr, lr, z_hr, _ = sample
-    from mgld_vsr.pipeline.colorfix import adain_color_fix
+    from mgld_vsr.pipeline.decoding.colorfix import adain_color_fix
 
     target = uint8_to_model_range(hr)
     bicubic = bicubic_upsample(uint8_to_model_range(lr), 4.0)

@@ -13,12 +13,13 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
-from mgld_vsr import headless, host
+from mgld_vsr.runner import graph as headless
+from mgld_vsr.nodes import host
 from mgld_vsr.nodes import stream
 from mgld_vsr.pipeline import video_io
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Interrupted
-from mgld_vsr.pipeline.video import VideoLatents
+from mgld_vsr.pipeline.sampling.loop import VideoLatents
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
 FPS = 24000 / 1001

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mgld_vsr.pipeline.windows import mirrored, official_segments, plan_windows, shots, window_starts
+from mgld_vsr.pipeline.sampling.windows import mirrored, official_segments, plan_windows, shots, window_starts
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 8, 13, 31])

@@ -13,8 +13,8 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
-from mgld_vsr import headless
-from mgld_vsr.headless_core import CORE_NODES
+from mgld_vsr.runner import graph as headless
+from mgld_vsr.runner.core_nodes import CORE_NODES
 from mgld_vsr.pipeline import video_io
 from vfr_clips import burst_audio, frame_indices, level_frames, onset_seconds, write_vfr_clip
 

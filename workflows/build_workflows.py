@@ -15,7 +15,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from standalone import load_pack  # noqa: E402
+from run_workflow import load_pack  # noqa: E402
 
 SAMPLE = "sample_lr.mp4"
 
@@ -30,7 +30,7 @@ CORE_NODES = {
 
 
 def default_widgets(cls, overrides):
-    from mgld_vsr.headless import widget_layout
+    from mgld_vsr.runner.graph import widget_layout
 
     values = []
     for name, kind, options in widget_layout(cls):
@@ -55,7 +55,7 @@ class Graph:
         widgets, links = widgets or {}, links or {}
         if kind in self.classes:
             cls = self.classes[kind]
-            from mgld_vsr.headless import input_specs, is_widget
+            from mgld_vsr.runner.graph import input_specs, is_widget
 
             sockets = [(n, k if isinstance(k, str) else "COMBO", is_widget(k, o))
                        for n, k, o, _ in input_specs(cls)]

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from standalone import load_pack  # noqa: E402
+from run_workflow import load_pack  # noqa: E402
 
 load_pack()
 from mgld_vsr.pipeline import video_io  # noqa: E402

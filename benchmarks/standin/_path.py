@@ -5,7 +5,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from standalone import load_pack  # noqa: E402
+from run_workflow import load_pack  # noqa: E402
 
 load_pack()
 sys.path.remove(str(ROOT))

@@ -38,9 +38,9 @@ import _path  # noqa: F401
 import data
 import model
 from mgld_vsr.models.vae import LATENT_SCALE
-from mgld_vsr.pipeline.colorfix import adain_color_fix
+from mgld_vsr.pipeline.decoding.colorfix import adain_color_fix
 from mgld_vsr.pipeline.frames import bicubic_upsample
-from mgld_vsr.pipeline.schedule import TRAIN_TIMESTEPS, base_schedule
+from mgld_vsr.pipeline.sampling.schedule import TRAIN_TIMESTEPS, base_schedule
 
 STAGES = ("autoencoder", "latents", "diffusion", "evaluate")
 WINDOW = 5

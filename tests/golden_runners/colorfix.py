@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from golden_lib import Check, Fixture
-from mgld_vsr.pipeline.colorfix import adain_color_fix, wavelet_color_fix
+from mgld_vsr.pipeline.decoding.colorfix import adain_color_fix, wavelet_color_fix
 
 #: The reference reproduced itself bit-exactly; an independent float32 version may differ by rounding.
 REL = 1e-5

@@ -4,7 +4,7 @@ from golden_lib import Check
 from weights_index import weights_file_with_prefix
 
 from mgld_vsr.models.loader import load_component, load_components
-from mgld_vsr.pipeline.noise import ReplayNoise
+from mgld_vsr.pipeline.sampling.noise import ReplayNoise
 from mgld_vsr.pipeline.official import official_super_resolve
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 
 from golden_lib import Check
-from mgld_vsr.pipeline.guidance import OFFICIAL_STRENGTH, warping_loss_and_grad, motion_guidance_step
-from mgld_vsr.pipeline.schedule import TRAIN_TIMESTEPS, add_posterior_noise, respaced_schedule
+from mgld_vsr.pipeline.sampling.guidance import OFFICIAL_STRENGTH, warping_loss_and_grad, motion_guidance_step
+from mgld_vsr.pipeline.sampling.schedule import TRAIN_TIMESTEPS, add_posterior_noise, respaced_schedule
 
 #: README section 8: guidance rel <= 1e-5; schedule buffers rel <= 1e-6.
 REL = 1e-5

@@ -1,7 +1,7 @@
 """``occlusion``: forward-backward consistency check (masks and the two warped flows)."""
 from golden_lib import Check
 
-from mgld_vsr.pipeline.flow_ops import flow_warp, occlusion_masks
+from mgld_vsr.pipeline.motion.flow_ops import flow_warp, occlusion_masks
 
 
 def run(fixture):

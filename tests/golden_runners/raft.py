@@ -3,7 +3,7 @@ from golden_lib import Check
 from weights_index import weights_file_with_prefix
 
 from mgld_vsr.models.loader import load_component
-from mgld_vsr.pipeline.flow_ops import compute_flows, resize_flow
+from mgld_vsr.pipeline.motion.flow_ops import compute_flows, resize_flow
 
 #: README section 8: RAFT flows within 1e-3 px of the official ones.
 FLOW_MAX_ABS = 1e-3

@@ -5,9 +5,9 @@ from golden_lib import Check
 from weights_index import weights_file_with_prefix
 
 from mgld_vsr.models.loader import load_components
-from mgld_vsr.pipeline.motion import MotionField
-from mgld_vsr.pipeline.sampler import sample_canvas
-from mgld_vsr.pipeline.schedule import respaced_schedule
+from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.sampling.denoise import sample_canvas
+from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
 
 
 def _meta_int(fixture, key, default):
@@ -37,7 +37,7 @@ def run(fixture):
                         overlap=overlap, callback=record)
     checks = [Check("ori_timesteps", schedule.ori_timesteps, fixture["ori_timesteps"], exact=True)]
     if "tile_weights" in fixture.tensors:
-        from mgld_vsr.pipeline.tiling import gaussian_tile_weights
+        from mgld_vsr.pipeline.sampling.tiling import gaussian_tile_weights
 
         w = fixture["tile_weights"]
         checks.append(Check("tile_weights", gaussian_tile_weights(*w.shape).float(), w, rel=1e-6))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from golden_lib import Check
-from mgld_vsr.pipeline.schedule import RespacedSchedule, q_sample_respace, respaced_schedule
+from mgld_vsr.pipeline.sampling.schedule import RespacedSchedule, q_sample_respace, respaced_schedule
 
 #: README section 8: schedule buffers rel <= 1e-6.
 REL = 1e-6

@@ -22,8 +22,8 @@ from typing import Any, Optional
 
 import torch
 
-from . import host
-from .nodes.video import MGLDLoadVideo, MGLDSaveVideo
+from ..nodes import host
+from ..nodes.video import MGLDLoadVideo, MGLDSaveVideo
 
 
 @dataclasses.dataclass

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from .flow_ops import flow_warp, resize_flow
-from .motion import ClipFlow, occlusion_for_pairs
-from .pair_motion import ClipFlowMotion
+from .field import ClipFlow, occlusion_for_pairs
+from .pairs import ClipFlowMotion
 
 #: Pairs with fewer consistent (non-occluded) pixels than this share are left out of the metric.
 MIN_VALID_FRACTION = 0.01

@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from .flow_ops import MIN_FLOW_INPUT_SIDE, compute_flows, occlusion_masks, resize_flow
-from .motion import OCCLUSION_ALPHA, OCCLUSION_BETA, ClipFlow, colour_histogram_jumps
+from .field import OCCLUSION_ALPHA, OCCLUSION_BETA, ClipFlow, colour_histogram_jumps
 
 #: Short side (pixels) RAFT sees by default when it runs on output frames: near what RAFT was trained on
 #: (FlyingThings3D, Sintel: 368-436 px high), and 1080p frames at half size, where a pair both ways takes

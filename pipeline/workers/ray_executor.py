@@ -344,7 +344,7 @@ def _importable_pack() -> str:
     folder is shipped to the cluster under that name (a link in a temporary folder).
     """
     package = __name__.rsplit(".pipeline.", 1)[0]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # pipeline/workers/ -> the pack
     if os.path.basename(root) == package:
         return root
     farm = os.path.join(tempfile.gettempdir(), f"mgld-vsr-pack-{os.getuid() if hasattr(os, 'getuid') else 0}")

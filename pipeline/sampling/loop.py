@@ -24,18 +24,18 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
-from ..models.placement import compute_device
-from .budget import fit_decode, fit_sampling
+from ...models.placement import compute_device
+from ..memory.budget import fit_decode, fit_sampling
 from .checkpoint import SamplingCheckpoint
-from .executor import LOCAL, Executor
-from .frames import LRPlan
+from ..workers.executor import LOCAL, Executor
+from ..frames import LRPlan
 from .guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
-from .hooks import Hooks, ProgressCounter
-from .motion import MotionField
-from .numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
-from .oom import is_out_of_memory, release_cached_memory, smaller_tile
-from .official import LATENT_SCALE, color_fix
-from .sampler import predict_eps
+from ..hooks import Hooks, ProgressCounter
+from ..motion.field import MotionField
+from ..numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
+from ..memory.oom import is_out_of_memory, release_cached_memory, smaller_tile
+from ..official import LATENT_SCALE, color_fix
+from .denoise import predict_eps
 from .schedule import ddpm_step, predict_x0, q_sample_respace, respaced_schedule
 from .windows import Window, plan_windows, shifted_windows
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from .frames import LRPlan
+from ..frames import LRPlan
 
 GB = 1e9
 #: Bytes per LR pixel while a clip is decoded: the RGB frames, their stack, the float IMAGE and its
@@ -65,7 +65,7 @@ def load_bytes(frames: int, height: int, width: int) -> int:
 
 def raft_call_bytes(plan: LRPlan) -> int:
     """RAFT's correlation volumes for one call on a chunk of frames of ``plan``, float32."""
-    from .motion import flow_chunk_for
+    from ..motion.field import flow_chunk_for
 
     hf, wf = plan.flow_size
     cells = (hf // 8) * (wf // 8)

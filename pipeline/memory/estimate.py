@@ -25,9 +25,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..models.attention import planned_device, planned_for
-from ..models.placement import compute_device
-from ..models.vae import LATENT_SCALE
+from ...models.attention import planned_device, planned_for
+from ...models.placement import compute_device
+from ...models.vae import LATENT_SCALE
 
 #: Bytes in a GiB (binary, as memory is usually reported); budgets in GB (1e9) are the caller's choice.
 GiB = 2 ** 30
@@ -129,7 +129,7 @@ _META_COPIES_KEPT = 8
 
 def _component_name(module: nn.Module) -> str | None:
     """The loader's component name for ``module``'s class (``None`` for classes it does not know)."""
-    from ..models.loader import COMPONENTS
+    from ...models.loader import COMPONENTS
 
     cls = type(module)
     for name, comp in COMPONENTS.items():
@@ -145,7 +145,7 @@ def meta_copy(module: nn.Module, dtype: torch.dtype | None) -> nn.Module:
     the sampler asks for several tile sizes in a row; meta parameters hold no memory (each count
     leaves small finalizer records on them, freed with the copy).
     """
-    from ..models.loader import build_empty
+    from ...models.loader import build_empty
 
     config = getattr(module, "config", None)
     if config is None:
@@ -231,9 +231,9 @@ def guidance_peak(frames: int, height: int, width: int) -> int:
     latent grid, its inputs (latents, flows, occlusion masks) and autograd graph included."""
 
     def compute() -> int:
-        from .guidance import clip_guidance_step
-        from .motion import MotionField
-        from .schedule import respaced_schedule
+        from ..sampling.guidance import clip_guidance_step
+        from ..motion.field import MotionField
+        from ..sampling.schedule import respaced_schedule
 
         schedule = respaced_schedule(50)
 

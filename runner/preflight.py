@@ -41,7 +41,7 @@ def title_of(node: dict):
 
 def node_label(node_id: Any, node: dict) -> str:
     """``node 6 (MGLD Sampler (motion-guided))``: how messages name a node."""
-    from . import NODE_DISPLAY_NAME_MAPPINGS
+    from .. import NODE_DISPLAY_NAME_MAPPINGS
 
     kind = node.get("class_type") or node.get("type") or "?"
     title = title_of(node)
@@ -142,7 +142,7 @@ def resolve_reroutes(node_id, slot, by_id: dict, links: dict) -> tuple:
 def check_api_workflow(api: dict, classes: dict) -> None:
     """An API-format graph: node objects of known types, links to existing nodes and outputs of the right
     type, every required input connected or given, no input a node does not have, an output to run for."""
-    from .nodes.validation import input_specs, is_widget
+    from ..nodes.validation import input_specs, is_widget
 
     if not api:
         raise WorkflowError("the workflow has no nodes to run")
@@ -199,7 +199,7 @@ def _check_link(label: str, name: str, value: list, kind, api: dict, classes: di
 
 def _producers(classes: dict) -> dict:
     """Type -> [(display name, output name)] of the nodes that make it (for 'connect it to ...' hints)."""
-    from . import NODE_DISPLAY_NAME_MAPPINGS
+    from .. import NODE_DISPLAY_NAME_MAPPINGS
 
     out: dict = {}
     for kind, cls in classes.items():
@@ -219,7 +219,7 @@ def check_values(api: dict, classes: dict, output_given: bool = False) -> None:
     ``output_given``: the file goes to ``--output`` (the saver that has an ``output_path``), so that
     saver's prefix names nothing in the output folder and is not checked there.
     """
-    from .nodes.validation import InputError, check_node
+    from ..nodes.validation import InputError, check_node
 
     for node_id, node in api.items():
         cls = classes[node["class_type"]]
@@ -246,10 +246,11 @@ def _source(api: dict, node: dict, name: str) -> tuple[Optional[str], Optional[d
 def check_media(api: dict, classes: dict, streamed: bool = True, device=None) -> None:
     """Checks that need the LR video's header: it is readable, the frame range exists, the tile fits the
     latent grid, h265 gets wide enough frames, and the clip fits the machine's memory."""
-    from . import host
-    from .nodes.video import MGLDLoadVideo, selected_frames
-    from .pipeline import footprint, video_io
-    from .pipeline.frames import LRPlan
+    from ..nodes import host
+    from ..nodes.video import MGLDLoadVideo, selected_frames
+    from ..pipeline.memory import footprint
+    from ..pipeline import video_io
+    from ..pipeline.frames import LRPlan
 
     clips = {}
     for node_id, node in api.items():
@@ -303,7 +304,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
 
 def _check_saved_width(api: dict, sampler_id: str, plan) -> None:
     """h265 refuses frames narrower than 64 px (libx265 crashes on them): say so before sampling."""
-    from .pipeline.video_io import MIN_H265_WIDTH
+    from ..pipeline.video_io import MIN_H265_WIDTH
 
     width = plan.output_size[1]
     decoders = {i for i, n in api.items() if n["class_type"] in ("MGLDDecode",) + SAVERS

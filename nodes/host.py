@@ -16,7 +16,7 @@ import time
 
 import torch
 
-PACK_ROOT = os.path.dirname(os.path.abspath(__file__))
+PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # nodes/ is one level down
 MODEL_FOLDER = "mgld"
 MODEL_EXTENSIONS = {".ckpt", ".pth", ".pt", ".safetensors"}
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".gif", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -205,7 +205,7 @@ def _patcher(module: torch.nn.Module):
     """
     patcher = module.__dict__.get("_mgld_patcher")
     if patcher is None:
-        from .models.placement import stream_offloaded_weights
+        from ..models.placement import stream_offloaded_weights
 
         mm, mp = _comfy("model_management"), _comfy("model_patcher")
         patcher = mp.ModelPatcher(module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
@@ -281,7 +281,7 @@ class Progress:
         if Progress.quiet:
             return
         if self._terminal is None:
-            from .pipeline.hooks import TerminalProgress
+            from ..pipeline.hooks import TerminalProgress
 
             self._terminal = TerminalProgress()
         self._terminal(done, total, what)
@@ -289,7 +289,7 @@ class Progress:
 
 def hooks():
     """Pipeline hooks wired to the host's progress bar and Cancel button."""
-    from .pipeline.hooks import Hooks
+    from ..pipeline.hooks import Hooks
 
     bar = Progress()
     return Hooks(progress=bar, preview=bar.preview if bar.previewer is not None else None,
@@ -319,7 +319,7 @@ def sampling_checkpoint():
     folder = os.environ.get("MGLD_RESUME_DIR")
     if not folder:
         return None
-    from .pipeline.checkpoint import SamplingCheckpoint
+    from ..pipeline.sampling.checkpoint import SamplingCheckpoint
 
     return SamplingCheckpoint(folder, int(os.environ.get("MGLD_CHECKPOINT_EVERY") or 5))
 
@@ -336,14 +336,14 @@ def video_from_file(path: str):
     types = _comfy("video_types")
     if types is not None:
         return types.VideoFromFile(path)
-    from .pipeline.video_io import FileVideo
+    from ..pipeline.video_io import FileVideo
 
     return FileVideo(path)
 
 
 def video_from_frames(images: torch.Tensor, fps, audio=None):
     """A core ``VIDEO`` of frames ``[N,H,W,3]`` in [0, 1]: ComfyUI's ``VideoFromComponents``, or the stand-in."""
-    from .pipeline.video_io import FrameVideo, to_fraction
+    from ..pipeline.video_io import FrameVideo, to_fraction
 
     types, util = _comfy("video_types"), _comfy("video_util")
     if types is not None and util is not None:

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import torch
 
 from .guidance import motion_guidance_step
-from .motion import MotionField
+from ..motion.field import MotionField
 from .schedule import RespacedSchedule, ddpm_step, predict_x0
 from .tiling import fitted_tile, gaussian_tile_weights, stitch_shifted, stitch_tiles
 

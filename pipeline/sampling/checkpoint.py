@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from .hooks import Hooks
+from ..hooks import Hooks
 
 FORMAT = 1
 

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from .flow_ops import flow_warp
+from ..motion.flow_ops import flow_warp
 from .schedule import RespacedSchedule
 
 __all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "motion_guidance_step", "clip_guidance_step",
@@ -314,7 +314,7 @@ def clip_guidance_step(latents: torch.Tensor, schedule: RespacedSchedule, j: int
     Clip-long latents may live in host RAM while each chunk is computed on the accelerator.
     ``executor`` (default: this process, on ``device``) computes the chunks; they are added here in order.
     """
-    from .executor import DEVICE, LOCAL, device_marker
+    from ..workers.executor import DEVICE, LOCAL, device_marker
 
     strength = float(strength)
     if not math.isfinite(strength) or strength < 0:

@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from . import memory
-from .guidance import GUIDANCE_PAIRS_PER_CHUNK
+from . import estimate as memory
+from ..sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK
 from .oom import MIN_TILE, smaller_tile
 
 GB = 1e9

@@ -35,9 +35,9 @@ from typing import Iterable, Iterator, Optional, Protocol
 import torch
 
 from .flow_ops import flow_warp, forward_splat
-from .hooks import Hooks, ProgressCounter
-from .pair_motion import PairMotion, to_size
-from .video_io import to_fraction
+from ..hooks import Hooks, ProgressCounter
+from .pairs import PairMotion, to_size
+from ..video_io import to_fraction
 
 #: Frame-rate multipliers offered: 2-8 (1 passes the clip through).
 MAX_MULTIPLIER = 8

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from . import preflight
-from .nodes.validation import input_specs, is_widget
+from ..nodes.validation import input_specs, is_widget
 from .preflight import WorkflowError
 
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -42,7 +42,7 @@ def widget_layout(cls) -> list[tuple[str, Any, dict]]:
 def with_core_nodes(classes: dict) -> dict:
     """The pack's node classes plus the headless stand-ins of the ComfyUI core nodes the shipped workflows
     use (Load Video, Get Video Components, Create Video, Save Video, Preview Image; see headless_core.py)."""
-    from .headless_core import CORE_NODES
+    from .core_nodes import CORE_NODES
 
     return {**CORE_NODES, **classes}
 
@@ -334,7 +334,7 @@ def saved_paths(api: dict, results: dict) -> list[str]:
 
 def missing_weights(api: dict) -> list[str]:
     """Model files named by loader widgets that are not in the model folder."""
-    from . import host
+    from ..nodes import host
 
     available = set(host.list_models())
     wanted = [v for n in api.values() for k, v in n["inputs"].items() if k in ("ckpt_name", "vae_name", "raft_name")]

@@ -11,9 +11,9 @@ import dataclasses
 
 import torch
 
-from ..models.placement import compute_device
+from ...models.placement import compute_device
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
-from .numerics import RAFT_LOADER, check_finite
+from ..numerics import RAFT_LOADER, check_finite
 
 #: The official consistency-check constants.
 OCCLUSION_ALPHA = 0.01
@@ -228,7 +228,7 @@ def estimator_placement(raft) -> tuple[torch.device, torch.dtype]:
 
 def flow_chunk(networks, unit: FlowChunk) -> dict:
     """RAFT both ways between the chunk's neighbours, their colour-histogram jumps, and the tail flows."""
-    from .frames import flow_network_input
+    from ..frames import flow_network_input
 
     raft = networks["raft"]
     device, raft_dtype = estimator_placement(raft)
@@ -264,8 +264,8 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, 
     RAFT runs on its own device one chunk at a time; the clip's flows and cut scores are collected
     in host RAM (:data:`HOST`), so the accelerator's memory does not grow with the clip.
     """
-    from .executor import LOCAL
-    from .hooks import ProgressCounter
+    from ..workers.executor import LOCAL
+    from ..hooks import ProgressCounter
 
     if chunk is None:
         chunk = flow_chunk_for(plan)

@@ -155,7 +155,7 @@ def compute_flows(
     pixel at the bottom/right) and the flows cropped back. ``raft(image1, image2[, iters=...])``
     maps two [N,3,H,W] batches to [N,2,H,W]; inputs are moved to its parameters' device/dtype.
     """
-    from ..models.raft.raft import sintel_padding
+    from ...models.raft.raft import sintel_padding
 
     if frames.dim() != 5 or frames.shape[2] != 3:
         raise ValueError(f"compute_flows expects frames [B,T,3,H,W] (RGB in [0,1]), got shape {tuple(frames.shape)}")

@@ -1,0 +1,1 @@
+"""Motion: optical flow, occlusion, scene cuts, warping error and frame interpolation."""

@@ -1,0 +1,1 @@
+"""Motion-guided sampling: schedule, guidance, windows, tiles, the plan and the loop."""

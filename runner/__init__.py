@@ -1,0 +1,1 @@
+"""The headless runner: ComfyUI workflow files run without a ComfyUI server."""
