@@ -10,7 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("cv2", reason="quality.py's flow and degradation need opencv-python-headless (tests/requirements.txt)")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 import quality  # noqa: E402
 
 MODES = {"untiled", "default", "fixed_grid", "official"}

@@ -488,7 +488,7 @@ def test_missing_parent_folders_are_created(tmp_path):
 
 
 def test_sample_clip():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample_lr.mp4")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples", "sample_lr.mp4")
     if not os.path.exists(path):
         pytest.skip("examples/sample_lr.mp4 not generated")
     assert os.path.getsize(path) <= 1_000_000

@@ -20,19 +20,6 @@ sys.path.insert(0, str(REPO_ROOT / "workflows"))
 from build_workflows import CORE_NODES  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """4 frames 32x32 of a sliding texture at 24000/1001 fps with a 1 kHz tone."""
-    g = torch.Generator().manual_seed(0)
-    base = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 12, generator=g), size=(32, 44), mode="bicubic").clamp(0, 1)
-    frames = torch.stack([base[0, :, :, 2 * i:2 * i + 32].permute(1, 2, 0) for i in range(4)])
-    t = torch.arange(48000) / 48000
-    audio = video_io.AudioTrack((0.5 * torch.sin(2 * math.pi * 1000 * t))[None], 48000)
-    path = tmp_path_factory.mktemp("clip") / "lr.mkv"
-    video_io.write_video(path, (frames * 255).to(torch.uint8), Fraction(24000, 1001), audio=audio, codec="ffv1")
-    return path
-
-
 def _dominant_hz(audio: dict) -> float:
     wave = audio["waveform"][0, 0]
     spectrum = torch.fft.rfft(wave).abs()

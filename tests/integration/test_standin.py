@@ -18,7 +18,7 @@ from mgld_vsr.pipeline.frames import bicubic_upsample, uint8_to_model_range
 from mgld_vsr.pipeline.official import LATENT_SCALE
 from mgld_vsr.pipeline.sampling.schedule import base_schedule
 
-WEIGHTS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "standin" / "weights"
+WEIGHTS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "standin" / "weights"
 TIMESTEPS = (20, 100, 250, 500, 900)
 
 

@@ -21,7 +21,6 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Hooks, Interrupted
 from mgld_vsr.pipeline.motion.field import MotionField
 from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
-from test_nodes import clip  # noqa: F401 (fixture: a 4-frame clip; models_dir is in conftest.py)
 
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
 BASIC = REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"
@@ -45,7 +44,7 @@ def _outputs(api, results):
 
 
 @pytest.fixture(scope="module")
-def single_process(models_dir, clip):  # noqa: F811
+def single_process(models_dir, clip):
     api = _basic_api(clip)
     return _outputs(api, headless.Runner(NODES).run(api))
 
@@ -60,7 +59,7 @@ def _assert_same(ours, reference):
     assert torch.equal(frames, ref_frames)
 
 
-def test_basic_workflow_on_two_workers_gives_the_single_process_frames(ray_cluster, single_process, clip):  # noqa: F811
+def test_basic_workflow_on_two_workers_gives_the_single_process_frames(ray_cluster, single_process, clip):
     from mgld_vsr.pipeline.workers.executor import executor_for
 
     api = _basic_api(clip, devices="2")
@@ -159,7 +158,7 @@ sys.exit(run_workflow.main(sys.argv[1:]))
 """
 
 
-def test_resume_after_the_coordinator_was_killed_gives_the_same_output(ray_cluster, single_process, models_dir, clip,  # noqa: F811
+def test_resume_after_the_coordinator_was_killed_gives_the_same_output(ray_cluster, single_process, models_dir, clip,
                                                                       tmp_path, monkeypatch, caplog):
     resume = tmp_path / "resume"
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_CHECKPOINT.format(root=str(REPO_ROOT)), str(BASIC),
@@ -214,7 +213,7 @@ def test_bad_devices_settings_name_the_value_and_the_fix(text):
         parse_devices(text)
 
 
-def test_without_ray_a_devices_setting_stops_before_any_work(monkeypatch, clip):  # noqa: F811
+def test_without_ray_a_devices_setting_stops_before_any_work(monkeypatch, clip):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     for node in ("MGLDFlow", "MGLDSampler", "MGLDDecode", "MGLDDecodeAndSave"):
         verdict = NODES[node].VALIDATE_INPUTS(devices="cuda:0,cuda:1")
