@@ -39,7 +39,9 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from mgld_vsr.pipeline.motion.field import MotionField
 from mgld_vsr.pipeline.sampling.schedule import ddpm_step, respaced_schedule
-from mgld_vsr.pipeline.sampling.loop import DECODE_WINDOW_OVERLAP, SamplingOptions, windows_at
+from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions
+from mgld_vsr.pipeline.sampling.plan import windows_at
 from mgld_vsr.pipeline.sampling.windows import plan_windows
 
 CASES = {"1080p": (270, 480), "4K": (540, 960)}

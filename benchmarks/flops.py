@@ -28,7 +28,9 @@ from mgld_vsr.models.loader import build_empty, official_config
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import image_tiles
 from mgld_vsr.pipeline.sampling.tiling import fitted_origins, fitted_tile, shifted_tile_grid, tile_origins
-from mgld_vsr.pipeline.sampling.loop import DECODE_WINDOW_OVERLAP, SamplingOptions, tile_overlap_at, windows_at
+from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions
+from mgld_vsr.pipeline.sampling.plan import tile_overlap_at, windows_at
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows
 
 WINDOW, OVERLAP = 5, 2  # 5-frame windows; OVERLAP: the fixed blended alternative (window_overlap 2), the 'blended' column

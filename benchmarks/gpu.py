@@ -50,8 +50,8 @@ from mgld_vsr.pipeline.motion.field import clip_flows, flow_chunk_for
 from mgld_vsr.pipeline.official import official_decode, official_sample
 from mgld_vsr.pipeline.sampling.denoise import predict_eps
 from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
-from mgld_vsr.pipeline.sampling.loop import (SamplingOptions, WindowStep, decode_video, decode_window,
-                                             encode_lr_latents, sample_video, window_eps)
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, WindowStep, encode_lr_latents, sample_video, window_eps
+from mgld_vsr.pipeline.decoding.cfw import decode_video, decode_window
 
 PAPER_S_PER_FRAME = 1.113  # MGLD-VSR paper, 128x128 -> 512x512, 50 steps, one A100
 FULL_STEPS = 50

@@ -61,7 +61,9 @@ from mgld_vsr.pipeline.frames import LRPlan, bicubic_upsample, uint8_to_model_ra
 from mgld_vsr.pipeline.motion.warping_error import warping_errors  # noqa: E402
 from mgld_vsr.pipeline.motion.field import clip_flows  # noqa: E402
 from mgld_vsr.pipeline.official import official_decode, official_sample  # noqa: E402
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions, decode_video, sample_video, windows_at  # noqa: E402
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
+from mgld_vsr.pipeline.decoding.cfw import decode_video
+from mgld_vsr.pipeline.sampling.plan import windows_at  # noqa: E402
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows  # noqa: E402
 
 TILE = standin_model.NATIVE_TILE

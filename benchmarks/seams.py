@@ -28,7 +28,8 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.motion.field import MotionField
 from mgld_vsr.pipeline.sampling.tiling import fitted_tile, shifted_tile_grid, tile_origins
 from mgld_vsr.pipeline.sampling import loop as video
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video, tile_overlap_at
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
+from mgld_vsr.pipeline.sampling.plan import tile_overlap_at
 
 TILE, OVERLAP = 32, 16
 

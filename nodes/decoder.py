@@ -5,8 +5,10 @@ import torch
 
 from . import host
 from ..pipeline.memory.footprint import check_fits, clip_footprint
-from ..pipeline.official import COLOR_FIXES, OfficialLatents, official_decode
-from ..pipeline.sampling.loop import VideoLatents, decode_video
+from ..pipeline.decoding.colorfix import COLOR_FIXES
+from ..pipeline.official import OfficialLatents, official_decode
+from ..pipeline.decoding.cfw import decode_video
+from ..pipeline.sampling.loop import VideoLatents
 from .common import DECODING, LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, devices_input, image_to_frames, stage_executor
 from .sampler import LATENT_TYPE
 from .validation import comfy_verdict

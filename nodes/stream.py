@@ -21,7 +21,8 @@ from ..pipeline import video_io
 from ..pipeline.motion.interpolation import MAX_MULTIPLIER, check_multiplier, interpolate_frames, interpolated_fps
 from ..pipeline.motion.pairs import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE
 from ..pipeline.official import OfficialLatents, official_decode
-from ..pipeline.sampling.loop import VideoLatents, decode_frames
+from ..pipeline.decoding.cfw import decode_frames
+from ..pipeline.sampling.loop import VideoLatents
 from ..models.placement import compute_device
 from .common import DECODING, LOCAL_DEVICES, image_to_frames, stage_executor
 from .decoder import MGLDDecode, latents_of, refuse_official_budget

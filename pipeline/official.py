@@ -10,30 +10,76 @@ split: :func:`official_sample` (sampler node) and :func:`official_decode` (decod
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from ..models.placement import compute_device
-from .decoding.colorfix import adain_color_fix, wavelet_color_fix
+from .decoding.colorfix import color_fix
+from .defaults import (LATENT_SCALE, OFFICIAL_FUSION_W, OFFICIAL_GUIDANCE_STRENGTH, OFFICIAL_IMAGE_TILE,
+                       OFFICIAL_IMAGE_TILE_STRIDE, OFFICIAL_LATENT_TILE, OFFICIAL_LATENT_TILE_OVERLAP, OFFICIAL_SCALE,
+                       OFFICIAL_SEED, OFFICIAL_STEPS, OFFICIAL_WINDOW, COLOR_FIX)
 from .frames import LRPlan, fit_to_size, patch_starts, to_uint8
 from .hooks import Hooks, ProgressCounter
-from .motion.field import ClipFlow, clip_flows
-from .sampling.noise import SeededNoise
+from .motion.field import ClipFlow, MotionField, clip_flows
 from .numerics import DIFFUSION_LOADER, VIDEO_VAE_LOADER, check_finite
-from .sampling.denoise import sample_canvas
-from .sampling.schedule import q_sample_respace, respaced_schedule
+from .sampling.denoise import predict_eps
+from .sampling.guidance import motion_guidance_step
+from .sampling.noise import SeededNoise
+from .sampling.schedule import RespacedSchedule, ddpm_step, predict_x0, q_sample_respace, respaced_schedule
+from .sampling.tiling import blended_layout, gaussian_tile_weights
 from .sampling.windows import official_segments
 
-LATENT_SCALE = 0.18215
-COLOR_FIXES = {"adain": adain_color_fix, "wavelet": wavelet_color_fix, "none": None}
+
+@dataclasses.dataclass
+class StepInfo:
+    """What a callback learns after each denoising step."""
+
+    step: int  # 0-based count of finished steps
+    total: int
+    j: int  # respaced index just applied (total-1 .. 0)
+    latents: torch.Tensor
+    eps: torch.Tensor
+    x0: torch.Tensor  # the clean latent predicted at this step (what previews show)
 
 
-def color_fix(kind: str, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    if kind not in COLOR_FIXES:
-        raise ValueError(f"colour fix must be one of {sorted(COLOR_FIXES)}, got {kind!r}")
-    fix = COLOR_FIXES[kind]
-    return image if fix is None else fix(image, reference)
+StepCallback = Callable[[StepInfo], None]
+#: ``noise(j, like)`` returns the N(0, I) draw of respaced step j, shaped like ``like``.
+StepNoise = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def sample_canvas(unet, lr_encoder, x_T: torch.Tensor, lr_latent: torch.Tensor, context: torch.Tensor,
+                  schedule: RespacedSchedule, noise: StepNoise, *, motion: Optional[MotionField] = None,
+                  strength: float = OFFICIAL_GUIDANCE_STRENGTH, tile: int = OFFICIAL_LATENT_TILE,
+                  overlap: int = OFFICIAL_LATENT_TILE_OVERLAP, tiles_per_batch: int = 1,
+                  callback: Optional[StepCallback] = None,
+                  between_tiles: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """Denoise one window ``x_T [T,4,h,w]`` (T frames of one video) to its clean latent: the official
+    ``sample_canvas``, one fixed Gaussian-blended tile grid at every step.
+
+    Each step: the tiled noise prediction, one ancestral DDPM step, then one motion-guidance gradient
+    step on the flow-warping error. ``motion`` covers the same T frames (``None`` or ``strength == 0``:
+    no guidance). Noise is drawn at every step, including the last where it is multiplied by zero, to
+    keep replayed draws aligned.
+    """
+    if x_T.shape != lr_latent.shape:
+        raise ValueError(f"start latent {tuple(x_T.shape)} and LR latent {tuple(lr_latent.shape)} differ")
+    layout = blended_layout(*x_T.shape[-2:], tile, overlap)
+    weights = gaussian_tile_weights(*layout.tiles[0][2:])
+    guided = motion is not None and strength > 0 and x_T.shape[0] > 1
+    batched = motion.batched() if guided else None
+    x = x_T.float()
+    total = schedule.steps
+    for step, j in enumerate(reversed(range(total))):
+        eps = predict_eps(unet, lr_encoder, x, lr_latent, schedule.model_timestep(j), context, layout, tiles_per_batch,
+                          weights, between_tiles=between_tiles)
+        x0 = predict_x0(schedule, j, x, eps) if callback is not None else None
+        x = ddpm_step(schedule, j, x, eps, noise(j, x))
+        if guided:
+            x = motion_guidance_step(x, schedule, j, *batched, strength=strength)
+        if callback is not None:
+            callback(StepInfo(step, total, j, x, eps, x0))
+    return x
 
 
 @dataclasses.dataclass
@@ -65,8 +111,9 @@ def image_tiles(plan: LRPlan, size: int, stride: int) -> tuple[list[tuple[int, i
 
 
 def official_sample(frames: torch.Tensor, flow: ClipFlow, *, unet, lr_encoder, first_stage, context: torch.Tensor,
-                    steps: int = 50, strength: float = 10.0, seed: int = 42, vqgantile_size: int = 960,
-                    vqgantile_stride: int = 750, tile_overlap: int = 32, n_frames: int = 5, noise=None,
+                    steps: int = OFFICIAL_STEPS, strength: float = OFFICIAL_GUIDANCE_STRENGTH, seed: int = OFFICIAL_SEED,
+                    vqgantile_size: int = OFFICIAL_IMAGE_TILE, vqgantile_stride: int = OFFICIAL_IMAGE_TILE_STRIDE,
+                    tile_overlap: int = OFFICIAL_LATENT_TILE_OVERLAP, n_frames: int = OFFICIAL_WINDOW, noise=None,
                     hooks: Optional[Hooks] = None, trace: Optional[dict] = None) -> OfficialLatents:
     """Sample every official segment and image tile; frames ``[N,H,W,3]`` with the plan of ``flow``."""
     plan = flow.plan
@@ -97,7 +144,7 @@ def official_sample(frames: torch.Tensor, flow: ClipFlow, *, unet, lr_encoder, f
             check_finite(init_latent, "VAE encode (sampler)", next(first_stage.parameters()).dtype, DIFFUSION_LOADER)
             x_T = q_sample_respace(schedule, init_latent, noise.start(init_latent))
             samples = sample_canvas(unet, lr_encoder, x_T, init_latent, context, schedule, noise.step,
-                                    motion=motion.crop(fy, fx, fh, fw), strength=strength, tile=64,
+                                    motion=motion.crop(fy, fx, fh, fw), strength=strength, tile=OFFICIAL_LATENT_TILE,
                                     overlap=tile_overlap, callback=lambda info: progress.step(info.x0),
                                     between_tiles=hooks.interrupt_point if hooks is not None else None)
             check_finite(samples, "sampling", next(unet.parameters()).dtype, DIFFUSION_LOADER)
@@ -109,8 +156,8 @@ def official_sample(frames: torch.Tensor, flow: ClipFlow, *, unet, lr_encoder, f
     return OfficialLatents(plan, segments, all_tiles, vqgantile_size, vqgantile_stride)
 
 
-def official_decode(latents: OfficialLatents, frames: torch.Tensor, video_vae, *, dec_w: float = 0.5,
-                    colorfix: str = "adain", hooks: Optional[Hooks] = None, trace: Optional[dict] = None) -> torch.Tensor:
+def official_decode(latents: OfficialLatents, frames: torch.Tensor, video_vae, *, dec_w: float = OFFICIAL_FUSION_W,
+                    colorfix: str = COLOR_FIX, hooks: Optional[Hooks] = None, trace: Optional[dict] = None) -> torch.Tensor:
     """CFW-decode, colour-fix and average the image tiles; return ``[N,H',W',3]`` uint8 frames."""
     plan = latents.plan
     device = compute_device(video_vae)
@@ -147,9 +194,11 @@ def official_decode(latents: OfficialLatents, frames: torch.Tensor, video_vae, *
 
 
 def official_super_resolve(frames: torch.Tensor, *, unet, lr_encoder, first_stage, video_vae, raft, context: torch.Tensor,
-                           steps: int = 50, dec_w: float = 0.5, colorfix: str = "adain", seed: int = 42,
-                           strength: float = 10.0, upscale: float = 4.0, vqgantile_size: int = 960,
-                           vqgantile_stride: int = 750, tile_overlap: int = 32, n_frames: int = 5, noise=None,
+                           steps: int = OFFICIAL_STEPS, dec_w: float = OFFICIAL_FUSION_W, colorfix: str = COLOR_FIX,
+                           seed: int = OFFICIAL_SEED, strength: float = OFFICIAL_GUIDANCE_STRENGTH,
+                           upscale: float = OFFICIAL_SCALE, vqgantile_size: int = OFFICIAL_IMAGE_TILE,
+                           vqgantile_stride: int = OFFICIAL_IMAGE_TILE_STRIDE,
+                           tile_overlap: int = OFFICIAL_LATENT_TILE_OVERLAP, n_frames: int = OFFICIAL_WINDOW, noise=None,
                            hooks: Optional[Hooks] = None, trace: Optional[dict] = None) -> torch.Tensor:
     """LR frames ``[N,H,W,3]`` uint8 -> SR frames uint8, as the official script (flow, sample, decode)."""
     if frames.dim() != 4 or frames.shape[-1] != 3:

@@ -66,3 +66,15 @@ def wavelet_color_fix(content: torch.Tensor, style: torch.Tensor) -> torch.Tenso
     content_high, _ = wavelet_split(content)
     _, style_low = wavelet_split(style)
     return content_high + style_low
+
+
+#: The colour fixes a user can choose (the decoder nodes' ``color_fix`` widget), by name.
+COLOR_FIXES = {"adain": adain_color_fix, "wavelet": wavelet_color_fix, "none": None}
+
+
+def color_fix(kind: str, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``image`` with the colour fix ``kind`` against ``reference`` applied."""
+    if kind not in COLOR_FIXES:
+        raise ValueError(f"colour fix must be one of {sorted(COLOR_FIXES)}, got {kind!r}")
+    fix = COLOR_FIXES[kind]
+    return image if fix is None else fix(image, reference)

@@ -1,14 +1,17 @@
-"""Gaussian-weighted latent tiling ("canvas" aggregation): eps for any latent size from fixed-size tiles.
+"""Latent tiling: eps for any latent size from tiles the UNet was trained on, as a :class:`TileLayout`.
 
-The UNet sees tiles of ``tile`` latent pixels overlapping by ``overlap``; their noise predictions
+Two layouts. Blended (the official "canvas"): the UNet sees tiles of ``tile`` latent pixels overlapping by ``overlap``; their noise predictions
 are blended with a separable Gaussian so seams vanish. Placement and weights follow the official
 ``p_mean_variance_canvas``: origins every ``tile - overlap`` with the last tile snapped to the end,
 x centre ``(P-1)/2`` but y centre ``P/2``, float64 weights accumulated into float32 buffers.
+Shifted (default mode, most steps): disjoint tiles whose borders move every step (``partition.py``).
+Which layout a step uses is the sampling plan's decision (``plan.py``); :func:`stitch` executes it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -67,29 +70,63 @@ def batched(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-def stitch_tiles(
-    x: torch.Tensor,
-    predict: Callable[[list[tuple[int, int]], int, int], list[torch.Tensor]],
-    tile: int = 64,
-    overlap: int = 32,
-    tiles_per_batch: int = 1,
-    weights: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Blend per-tile predictions over the spatial extent of ``x [N, C, H, W]``.
+@dataclasses.dataclass(frozen=True)
+class TileLayout:
+    """Where the latent tiles of one denoising step fall, and how their predictions combine.
+
+    ``overlap`` set: tiles of one size overlapping by that much (each side capped below the tile),
+    blended with Gaussian weights (the official canvas). ``None``: the disjoint tiles of a shifted
+    partition, averaged only where a side that is not a multiple of 8 makes the last tile slide back.
+    """
+
+    tiles: tuple[tuple[int, int, int, int], ...]  # (y, x, height, width) in latent pixels, in visiting order
+    overlap: Optional[int]
+
+    @property
+    def blended(self) -> bool:
+        return self.overlap is not None
+
+
+def blended_layout(h: int, w: int, tile: int, overlap: int) -> TileLayout:
+    """The official canvas grid on an ``h x w`` latent: fitted tiles every ``tile - overlap``, last flush with the end,
+    visited column by column as the official ``p_mean_variance_canvas`` does."""
+    tile_h, tile_w = fitted_tile(tile, h), fitted_tile(tile, w)
+    rows = tile_origins(h, tile_h, min(overlap, tile_h - 1))
+    cols = tile_origins(w, tile_w, min(overlap, tile_w - 1))
+    return TileLayout(tuple((y, x, tile_h, tile_w) for x in cols for y in rows), overlap)
+
+
+def shifted_layout(h: int, w: int, tile: int, step: int) -> TileLayout:
+    """The disjoint tiles of denoising ``step`` (:func:`shifted_tile_grid`)."""
+    return TileLayout(tuple(shifted_tile_grid(h, w, tile, step)), None)
+
+
+Predict = Callable[[list[tuple[int, int]], int, int], list[torch.Tensor]]
+
+
+def stitch(x: torch.Tensor, predict: Predict, layout: TileLayout, tiles_per_batch: int = 1,
+           weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Combine per-tile predictions over the spatial extent of ``x [N, C, H, W]`` as ``layout`` says.
 
     ``predict(origins, tile_h, tile_w)`` returns one ``[N, C, tile_h, tile_w]`` prediction per origin;
-    it is called with up to ``tiles_per_batch`` origins so models can batch tiles. Accumulation order
-    and precision do not depend on the batching.
+    it is called with up to ``tiles_per_batch`` origins of one size so models can batch tiles.
+    Accumulation order and precision do not depend on the batching. ``weights``: the Gaussian blend
+    weights of a blended layout, when the caller keeps them (default: computed here).
     """
-    _, _, h, w = x.shape
-    tile_h, tile_w = fitted_tile(tile, h), fitted_tile(tile, w)
-    overlap_h, overlap_w = min(overlap, tile_h - 1), min(overlap, tile_w - 1)
+    if layout.blended:
+        return _blend(x, predict, layout, tiles_per_batch, weights)
+    return _average(x, predict, layout, tiles_per_batch)
+
+
+def _blend(x: torch.Tensor, predict: Predict, layout: TileLayout, tiles_per_batch: int,
+           weights: torch.Tensor | None) -> torch.Tensor:
+    _, _, tile_h, tile_w = layout.tiles[0]
     if weights is None:
         weights = gaussian_tile_weights(tile_h, tile_w)
     # The official code blends in float64; MPS has no float64, so there the blend runs in float32.
     blend = torch.float32 if x.device.type == "mps" else torch.float64
     weights = weights.to(x.device, blend)
-    origins = [(y, xo) for xo in tile_origins(w, tile_w, overlap_w) for y in tile_origins(h, tile_h, overlap_h)]
+    origins = [(y, xo) for y, xo, _, _ in layout.tiles]
     numerator = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     denominator = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     for group in batched(origins, max(1, tiles_per_batch)):
@@ -111,25 +148,15 @@ def shifted_tile_grid(h: int, w: int, tile: int, step: int) -> list[tuple[int, i
     return [(y, x, th, tw) for x, tw in cols for y, th in rows]
 
 
-def stitch_shifted(
-    x: torch.Tensor,
-    predict: Callable[[list[tuple[int, int]], int, int], list[torch.Tensor]],
-    tile: int,
-    step: int,
-    tiles_per_batch: int = 1,
-) -> torch.Tensor:
-    """Per-tile predictions over ``x [N, C, H, W]`` from the disjoint tiles of ``step`` (no blending).
-
-    Tiles cover each latent pixel once, except the few columns/rows where a side that is not a
+def _average(x: torch.Tensor, predict: Predict, layout: TileLayout, tiles_per_batch: int) -> torch.Tensor:
+    """Disjoint tiles cover each latent pixel once, except the few columns/rows where a side that is not a
     multiple of 8 makes the last tile overlap its neighbour; there the predictions are averaged.
-    Same-size tiles are batched ``tiles_per_batch`` at a time, as in :func:`stitch_tiles`.
-    """
+    Same-size tiles are batched ``tiles_per_batch`` at a time."""
     _, _, h, w = x.shape
-    grid = shifted_tile_grid(h, w, tile, step)
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     count = torch.zeros((1, 1, h, w), dtype=torch.float32, device=x.device)
     by_size: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for y, xo, th, tw in grid:
+    for y, xo, th, tw in layout.tiles:
         by_size.setdefault((th, tw), []).append((y, xo))
     for (th, tw), origins in by_size.items():
         for group in batched(origins, max(1, tiles_per_batch)):

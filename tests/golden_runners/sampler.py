@@ -6,7 +6,7 @@ from weights_index import weights_file_with_prefix
 
 from mgld_vsr.models.loader import load_components
 from mgld_vsr.pipeline.motion.field import MotionField
-from mgld_vsr.pipeline.sampling.denoise import sample_canvas
+from mgld_vsr.pipeline.official import sample_canvas
 from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
 
 

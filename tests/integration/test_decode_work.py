@@ -4,7 +4,8 @@ import torch
 
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.sampling.tiling import fitted_origins
-from mgld_vsr.pipeline.sampling.loop import DECODE_WINDOW_OVERLAP, VideoLatents, decode_video
+from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP, decode_video
+from mgld_vsr.pipeline.sampling.loop import VideoLatents
 
 
 def test_fitted_tiles_at_1080p_cover_the_frame_once_plus_the_overlap():

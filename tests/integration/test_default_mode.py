@@ -7,9 +7,11 @@ from stub_models import WindowConsistentDenoiser, stub_models
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.sampling.guidance import aligned_warping_loss, clip_guidance_step
 from mgld_vsr.pipeline.motion.field import ClipFlow, MotionField, clip_flows
-from mgld_vsr.pipeline.official import LATENT_SCALE, official_sample
+from mgld_vsr.pipeline.defaults import LATENT_SCALE
+from mgld_vsr.pipeline.official import official_sample
 from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions, decode_video, sample_video
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
+from mgld_vsr.pipeline.decoding.cfw import decode_video
 
 
 def _ramp_clip(n, size):
@@ -29,20 +31,19 @@ def _still_flow(n, plan):
 
 
 @pytest.mark.parametrize("finish_overlap", [1, 0])
-def test_no_jumps_at_window_seams_unlike_official_segments(monkeypatch, finish_overlap):
+def test_no_jumps_at_window_seams_unlike_official_segments(finish_overlap):
     """A denoiser that predicts each window's mean (the worst case for window seams) leaves jumps at
     the official segment borders. Windows that share a frame in the finishing steps leave none; the
     default, shifted windows to the end (issue #16: the stand-in shows no flicker at their borders,
     benchmarks/quality.py), leaves jumps only at the last step's borders, smaller than official's."""
-    from mgld_vsr.pipeline.sampling import loop as video
+    from mgld_vsr.pipeline.sampling.plan import SamplingPlan
 
-    monkeypatch.setattr(video, "FINISH_WINDOW_OVERLAP", finish_overlap)
     n, steps = 13, 10
     frames = _ramp_clip(n, 128)
     plan = LRPlan.create(128, 128, 4, min_short_side=64)  # 64x64 latent: realistic per-pixel guidance step
     models = stub_models()
     true_step = LATENT_SCALE * _jumps(models["first_stage"].encode(plan.prepare(frames)).mean).mean()
-    options = SamplingOptions(steps=steps, strength=10.0)
+    options = SamplingOptions(steps=steps, strength=10.0, finish_window_overlap=finish_overlap)
     with torch.no_grad():
         ours = sample_video(frames, MotionField.still(n, plan.latent_size), plan, **models, context=torch.zeros(1, 77, 4),
                             options=options).latents
@@ -54,7 +55,7 @@ def test_no_jumps_at_window_seams_unlike_official_segments(monkeypatch, finish_o
     if finish_overlap:
         assert ours_jumps.max() <= 2 * true_step, ours_jumps  # seams included: nothing sticks out
         return
-    last = video.windows_at(steps - 1, steps, n, options, None)
+    last = SamplingPlan.create(options, n, plan.latent_size).steps[-1].windows
     borders = {max(w.frames) for w in last[:-1]}  # pair (f, f+1) crosses a border of the last step's windows
     inside = [i for i in range(n - 1) if i not in borders]
     assert ours_jumps[inside].max() <= 2 * true_step, ours_jumps
@@ -289,7 +290,7 @@ def test_guidance_works_under_inference_mode_as_comfyui_runs_nodes():
 
 def test_tiled_decoding_blends_tiles_exactly():
     """With a decoder that only looks at each pixel's own latent, tiled decoding must equal whole-frame decoding."""
-    from mgld_vsr.pipeline.sampling.loop import decode_window
+    from mgld_vsr.pipeline.decoding.cfw import decode_window
 
     class LocalDecoder(torch.nn.Module):
         def encode(self, lr):

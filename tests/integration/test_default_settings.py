@@ -2,15 +2,16 @@
 windows really move (4 tiles per side, 12 frames); and the pairing of frames with flows.
 
 The sampler's UNet is wrapped so the test can see where each tile it receives lies in its window
-(found by matching values, independently of the tiling code), which windows each step used, and so
-check the README's claims: in the shifted steps every latent pixel and frame is denoised exactly
-once, and the borders move from one step to the next.
+(found by matching values, independently of the tiling code). The test checks the sampling plan the
+node's settings give (in the shifted steps every latent pixel and frame is denoised exactly once, and
+the borders move from one step to the next) and that the node's run executes exactly that plan.
 """
 import torch
 
 from mgld_vsr.models.bundle import MGLDDiffusion
 from mgld_vsr.nodes.sampler import MGLDSampler
-from mgld_vsr.pipeline.sampling import loop as video_module
+from mgld_vsr.pipeline.sampling import loop as loop_module
+from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.sampling.guidance import aligned_warping_loss
 from mgld_vsr.pipeline.motion.field import ClipFlow
@@ -69,52 +70,56 @@ def test_node_defaults_denoise_every_pixel_once_per_step_with_moving_borders(tin
     assert (sampler_settings["window_overlap"], sampler_settings["tile_overlap"]) == (0, 0)  # the shifted scheme
     sampler_settings.update(steps=STEPS, tile_size=TILE)  # the rest as the node ships them
 
-    calls, plans = [], []
+    calls = []
     unet = LocatingUNet(tiny_models["unet"], calls)
-    real_predict, real_windows_at = video_module.predict_eps, video_module.windows_at
+    real_predict = loop_module.predict_eps
 
-    def predict_eps(unet_, lr_encoder, x, *args, **kwargs):
+    def predict_eps(unet_, lr_encoder, x, *args, **kwargs):  # observes each window's latents, changes nothing
         unet.window = x
         calls.append({"frames": x.shape[0], "tiles": []})
         return real_predict(unet_, lr_encoder, x, *args, **kwargs)
 
-    def windows_at(*args, **kwargs):
-        plans.append(real_windows_at(*args, **kwargs))
-        return plans[-1]
-
-    monkeypatch.setattr(video_module, "predict_eps", predict_eps)
-    monkeypatch.setattr(video_module, "windows_at", windows_at)
+    monkeypatch.setattr(loop_module, "predict_eps", predict_eps)
 
     model = MGLDDiffusion(unet, tiny_models["lr_encoder"], tiny_models["first_stage"], tiny_models["context"], None,
                           "tiny fixture networks")  # what the diffusion loader hands on
     (latent,) = MGLDSampler().sample(model, frames, _true_flow(FRAMES, LR), **sampler_settings)
     assert latent.latents.shape == (FRAMES, 4, 64, 64) and torch.isfinite(latent.latents).all()  # MGLD_LATENT
 
+    options = SamplingOptions(steps=STEPS, strength=sampler_settings["guidance_strength"], seed=sampler_settings["seed"],
+                              window=sampler_settings["window"], window_overlap=sampler_settings["window_overlap"],
+                              tile=TILE, tile_overlap=sampler_settings["tile_overlap"])
+    plan = SamplingPlan.create(options, FRAMES, (64, 64))
+    assert [step.phase for step in plan.steps] == ["shifted"] * (STEPS - 1) + ["blended"]
+
     # Windows: a partition of the 12 frames at every step, finishing steps included, moving each step.
-    assert len(plans) == STEPS
     window_starts = []
-    for step, windows in enumerate(plans):
+    for step in plan.steps:
         counts = torch.zeros(FRAMES, dtype=torch.long)
-        for window in windows:
+        for window in step.windows:
             counts[list(window.frames)] += 1
-        assert counts.tolist() == [1] * FRAMES, (step, [w.frames for w in windows])
-        window_starts.append({w.frames[0] for w in windows})
+        assert counts.tolist() == [1] * FRAMES, (step.index, [w.frames for w in step.windows])
+        window_starts.append({w.frames[0] for w in step.windows})
     assert all(a != b for a, b in zip(window_starts, window_starts[1:])), window_starts
 
+    # The run executed the plan: one UNet window per planned window, in order, on the planned tiles.
+    planned = [(step, window) for step in plan.steps for window in step.windows]
+    assert [call["frames"] for call in calls] == [len(window.frames) for _, window in planned]
+    for (step, _), call in zip(planned, calls):
+        assert sorted(call["tiles"]) == sorted(step.tiles.tiles), step.index
+
     # Tiles: every latent pixel once per shifted step, tile borders moving; >= once when finishing.
-    assert len(calls) == sum(len(p) for p in plans)
-    step_of_call = [step for step, windows in enumerate(plans) for _ in windows]
     tile_sets = {}
-    for step, call in zip(step_of_call, calls):
+    for (step, _), call in zip(planned, calls):
         coverage = torch.zeros(64, 64, dtype=torch.long)
         for y, x, th, tw in call["tiles"]:
             coverage[y:y + th, x:x + tw] += 1
-        if step < STEPS - 1:
-            assert coverage.min() == 1 and coverage.max() == 1, (step, call["tiles"])
+        if step.phase == "shifted":
+            assert coverage.min() == 1 and coverage.max() == 1, (step.index, call["tiles"])
             assert len(call["tiles"]) >= 9  # at least 3 tiles per side
         else:
             assert coverage.min() >= 1 and coverage.max() >= 2
-        tile_sets.setdefault(step, set()).update((y, x) for y, x, _, _ in call["tiles"])
+        tile_sets.setdefault(step.index, set()).update((y, x) for y, x, _, _ in call["tiles"])
     shifted = [tile_sets[s] for s in range(STEPS - 1)]
     assert all(a != b for a, b in zip(shifted, shifted[1:])), shifted
 

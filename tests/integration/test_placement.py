@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mgld_vsr.models.placement import compute_device, stream_offloaded_weights
-from mgld_vsr.pipeline.official import LATENT_SCALE
+from mgld_vsr.pipeline.defaults import LATENT_SCALE
 
 
 def _as_tensor(result):

@@ -15,7 +15,8 @@ from mgld_vsr.nodes.common import native_bf16, weight_dtype
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.motion.field import MotionField, clip_flows
 from mgld_vsr.pipeline.numerics import NonFiniteError, check_finite
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions, VideoLatents, decode_video, sample_video
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, VideoLatents, sample_video
+from mgld_vsr.pipeline.decoding.cfw import decode_video
 
 
 def _cpu_supports_fp16_convolution() -> bool:

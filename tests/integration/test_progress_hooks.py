@@ -7,7 +7,8 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.hooks import Hooks
 from mgld_vsr.pipeline.motion.field import MotionField
 from mgld_vsr.pipeline.official import official_sample
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions, VideoLatents, decode_video, sample_video
+from mgld_vsr.pipeline.sampling.loop import SamplingOptions, VideoLatents, sample_video
+from mgld_vsr.pipeline.decoding.cfw import decode_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

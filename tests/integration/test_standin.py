@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from mgld_vsr.models.bundle import load_diffusion
 from mgld_vsr.models.loader import load_component
 from mgld_vsr.pipeline.frames import bicubic_upsample, uint8_to_model_range
-from mgld_vsr.pipeline.official import LATENT_SCALE
+from mgld_vsr.pipeline.defaults import LATENT_SCALE
 from mgld_vsr.pipeline.sampling.schedule import base_schedule
 
 WEIGHTS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "standin" / "weights"

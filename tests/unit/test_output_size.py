@@ -12,7 +12,8 @@ from torch.nn import functional as F
 
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import OfficialLatents, OfficialTile, image_tiles, official_decode
-from mgld_vsr.pipeline.sampling.loop import VideoLatents, decode_video
+from mgld_vsr.pipeline.sampling.loop import VideoLatents
+from mgld_vsr.pipeline.decoding.cfw import decode_video
 from mgld_vsr.pipeline.sampling.windows import official_segments
 
 SIZES = [(96, 128), (90, 160), (33, 17), (17, 33), (45, 31), (128, 140), (130, 67)]

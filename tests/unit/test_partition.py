@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mgld_vsr.pipeline.sampling.partition import shifted_parts, shifted_tiles, step_shift
-from mgld_vsr.pipeline.sampling.tiling import shifted_tile_grid, stitch_shifted
+from mgld_vsr.pipeline.sampling.tiling import shifted_layout, shifted_tile_grid, stitch
 from mgld_vsr.pipeline.sampling.windows import shifted_windows
 
 
@@ -84,7 +84,7 @@ def test_stitched_prediction_is_exact_for_a_pointwise_model_and_each_pixel_is_co
 
     for step in range(4):
         seen.zero_()
-        result = stitch_shifted(x, predict, 16, step, tiles_per_batch=3)
+        result = stitch(x, predict, shifted_layout(40, 61, 16, step), tiles_per_batch=3)
         torch.testing.assert_close(result, 2 * x + 1)
         assert seen.min() == 1 and int((seen > 1).sum()) < 8 * 40  # only the remainder columns twice
 
