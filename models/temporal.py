@@ -10,6 +10,9 @@ from torch.nn import functional as F
 
 from .attention import attention
 
+#: Frames per clip the temporal layers of the UNet and of the video VAE were trained on (the official window).
+TRAINED_FRAMES = 5
+
 
 class SpatialTemporalConv(nn.Module):
     """Kernel-(3,1,1) convolution along time; zero padding at both ends of the window.
@@ -19,7 +22,7 @@ class SpatialTemporalConv(nn.Module):
     share a batch (the 3-D kernel's are not).
     """
 
-    def __init__(self, channels: int, num_frames: int = 5):
+    def __init__(self, channels: int, num_frames: int = TRAINED_FRAMES):
         super().__init__()
         self.num_frames = num_frames
         self.temporal_conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
@@ -44,7 +47,7 @@ class SpatialTemporalConv(nn.Module):
 class TemporalAttention(nn.Module):
     """Self-attention across the T frames at every pixel (heads of 64 channels)."""
 
-    def __init__(self, channels: int, num_frames: int = 5, head_channels: int = 64):
+    def __init__(self, channels: int, num_frames: int = TRAINED_FRAMES, head_channels: int = 64):
         super().__init__()
         self.num_frames = num_frames
         self.heads = max(channels // head_channels, 1)

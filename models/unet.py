@@ -14,7 +14,7 @@ from torch import nn
 
 from .blocks import Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimeEmbedding, Upsample
 from .config_utils import has_prefix, hint_int, indices, shape
-from .temporal import TEMPORAL, SpatialTemporalConv, TemporalAttention
+from .temporal import TEMPORAL, TRAINED_FRAMES, SpatialTemporalConv, TemporalAttention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,7 @@ class UNetConfig:
     num_head_channels: int = 64
     context_dim: int = 1024
     cond_channels: int = 256  # ``semb_channels``: width of the LR-encoder features
-    num_frames: int = 5
+    num_frames: int = TRAINED_FRAMES
 
     @classmethod
     def official(cls) -> "UNetConfig":
@@ -62,7 +62,7 @@ class UNetConfig:
             num_res_blocks=res_per_level, attention_levels=tuple(attention), transformer_depth=max(depth, 1),
             num_head_channels=hint_int(hints, "num_head_channels", 64), context_dim=sd[transformer].shape[1],
             cond_channels=shape(sd, "middle_block.0.spade.mlp_shared.0.weight", name)[1],
-            num_frames=hint_int(hints, "num_frames", 5),
+            num_frames=hint_int(hints, "num_frames", TRAINED_FRAMES),
         )
 
 

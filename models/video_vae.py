@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .blocks import Upsample
-from .temporal import SpatialTemporalConv
+from .temporal import TRAINED_FRAMES, SpatialTemporalConv
 from .vae import (DiagonalGaussianPosterior, Encoder, EncoderConfig, ResnetBlock, SpatialSelfAttention, VAEGroupNorm,
                   key_indices, require_key, subdict)
 
@@ -85,7 +85,7 @@ class VideoVAEConfig:
     num_fuse_blocks: int = 2
     fuse_growth: int = 32
     #: clip length the temporal convolutions reshape with (``num_frames``)
-    num_frames: int = 5
+    num_frames: int = TRAINED_FRAMES
 
     @property
     def fusion_levels(self) -> tuple[int, ...]:
@@ -141,7 +141,7 @@ class VideoVAEConfig:
             num_fuse_blocks = len(key_indices(dec, rf"fusion_layer_{first}\.encode_enc_2\.(\d+)\."))
             growth = require_key(dec, f"fusion_layer_{first}.encode_enc_2.0.conv1.weight", "video VAE decoder").shape[0]
         num_frames = hints.get("num_frames")
-        num_frames = 5 if num_frames is None else num_frames
+        num_frames = TRAINED_FRAMES if num_frames is None else num_frames
         if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
             raise ValueError(f"video VAE: hint num_frames must be a positive integer, got {num_frames!r}")
         return cls(encoder=encoder, embed_dim=embed_dim, out_channels=conv_out.shape[0], decoder_attn_levels=tuple(attn_levels),

@@ -8,6 +8,7 @@ from .flow import MGLDFlow
 from .interpolation import MGLDInterpolateFrames
 from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
 from .metrics import MGLDWarpingError
+from .names import NODE_DISPLAY_NAME_MAPPINGS
 from .sampler import MGLDSampler, MGLDSamplerOfficial
 from .stream import MGLDDecodeAndSave
 from .video import MGLDLoadVideo, MGLDSaveVideo
@@ -27,17 +28,4 @@ NODE_CLASS_MAPPINGS = {
     "MGLDInterpolateFrames": MGLDInterpolateFrames,
 }
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "MGLDDiffusionModelLoader": "MGLD Diffusion Model Loader",
-    "MGLDVideoVAELoader": "MGLD Video VAE Loader",
-    "MGLDRAFTLoader": "MGLD RAFT Loader",
-    "MGLDLoadVideo": "MGLD Load LR Video",
-    "MGLDFlow": "MGLD Flow + Occlusion",
-    "MGLDSampler": "MGLD Sampler (motion-guided)",
-    "MGLDSamplerOfficial": "MGLD Sampler (official script)",
-    "MGLDDecode": "MGLD Temporal CFW Decode",
-    "MGLDSaveVideo": "MGLD Save Video",
-    "MGLDWarpingError": "MGLD Warping Error",
-    "MGLDDecodeAndSave": "MGLD Decode + Save Video (long videos)",
-    "MGLDInterpolateFrames": "MGLD Interpolate Frames",
-}
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

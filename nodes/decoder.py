@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import host
+from ..pipeline import defaults
 from ..pipeline.memory.footprint import check_fits, clip_footprint
 from ..pipeline.decoding.colorfix import COLOR_FIXES
 from ..pipeline.official import OfficialLatents, official_decode
@@ -11,7 +12,7 @@ from ..pipeline.decoding.cfw import decode_video
 from ..pipeline.sampling.loop import VideoLatents
 from .common import DECODING, LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, devices_input, image_to_frames, stage_executor
 from .sampler import LATENT_TYPE
-from .validation import comfy_verdict
+from .validation import check_decode_tile, comfy_verdict
 
 
 def latents_of(latent, frame_count: int):
@@ -33,7 +34,8 @@ def refuse_official_budget(result, memory_budget_gb: float) -> None:
     """The official decoder has no memory cap: a cap set for it is refused rather than silently ignored."""
     if isinstance(result, OfficialLatents) and memory_budget_gb > 0:
         raise ValueError(f"memory_budget_gb={memory_budget_gb:g}: the official sampler's latents are decoded exactly as "
-                         "the official script does, in its 960-px image tiles, with no memory cap; set it to 0 or use "
+                         f"the official script does, in its {defaults.OFFICIAL_IMAGE_TILE}-px image tiles, with no "
+                         "memory cap; set it to 0 or use "
                          "MGLD Sampler (default mode), whose latents the cap applies to")
 
 
@@ -52,18 +54,21 @@ class MGLDDecode:
             "video_vae": ("MGLD_VIDEO_VAE", {"tooltip": "From the MGLD video VAE loader."}),
             "latent": (LATENT_TYPE, {"tooltip": "From an MGLD sampler (default or official script)."}),
             "frames": ("IMAGE", {"tooltip": "The same LR frames the sampler got (their features guide the decoder)."}),
-            "fusion_w": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
+            "fusion_w": ("FLOAT", {"default": defaults.FUSION_W, "min": 0.0, "max": 1.0, "step": 0.05,
                                    "tooltip": "CFW fusion weight w: 0 = plain decoder (more generated detail), 1 = full "
-                                              "fusion with LR features (more fidelity). The official script's default is 0.5."}),
-            "color_fix": (list(COLOR_FIXES), {"default": "adain",
+                                              "fusion with LR features (more fidelity). The official script's default "
+                                              f"is {defaults.OFFICIAL_FUSION_W:g}."}),
+            "color_fix": (list(COLOR_FIXES), {"default": defaults.COLOR_FIX,
                                               "tooltip": "Match colours to the LR frames: adain (paper), wavelet, or none."}),
-            "decode_tile": ("INT", {"default": 768, "min": 0, "max": 4096, "step": 64,
+            "decode_tile": ("INT", {"default": defaults.DECODE_TILE_PX, "min": 0, "max": 4096,
+                                    "step": defaults.DECODE_TILE_STEP,
                                     "tooltip": "Decode in spatial tiles of this many output pixels (each keeps the whole "
-                                               "temporal window; 64 px feathered overlap) to bound memory at 1080p/4K. "
-                                               "0 = whole frames. Latents of the official sampler are decoded in the "
-                                               "script's own 960-px image tiles instead."}),
+                                               f"temporal window; {8 * defaults.DECODE_TILE_OVERLAP} px feathered "
+                                               "overlap) to bound memory at 1080p/4K. 0 = whole frames. Latents of the "
+                                               "official sampler are decoded in the script's own "
+                                               f"{defaults.OFFICIAL_IMAGE_TILE}-px image tiles instead."}),
         }, "optional": {
-            "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
+            "memory_budget_gb": ("FLOAT", {"default": defaults.MEMORY_BUDGET_GB, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP + " Not available for latents of the official "
                                                                               "sampler (refused unless 0)."}),
             "devices": devices_input(),
@@ -74,8 +79,8 @@ class MGLDDecode:
         return comfy_verdict(cls, fusion_w=fusion_w, color_fix=color_fix, decode_tile=decode_tile,
                              memory_budget_gb=memory_budget_gb, devices=devices)
 
-    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=768, memory_budget_gb=0.0,
-               devices=LOCAL_DEVICES):
+    def decode(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile=defaults.DECODE_TILE_PX,
+               memory_budget_gb=defaults.MEMORY_BUDGET_GB, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         result = latents_of(latent, frames.shape[0])
         refuse_official_budget(result, memory_budget_gb)
@@ -101,8 +106,7 @@ class MGLDDecode:
                 images = official_decode(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                          hooks=host.hooks()).float() / 255.0
             else:
-                if decode_tile % 64:
-                    raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
+                check_decode_tile(decode_tile)
                 images = decode_video(result, frames, video_vae, dec_w=fusion_w, colorfix=color_fix,
                                       tile=decode_tile // 8, memory_budget_gb=memory_budget_gb, hooks=host.hooks(),
                                       executor=executor)

@@ -6,14 +6,15 @@ import math
 import torch
 
 from . import host
+from ..pipeline.defaults import CUT_THRESHOLD, OFFICIAL_SCALE
 from ..pipeline.memory.footprint import check_fits, clip_footprint
 from ..pipeline.frames import LRPlan
 from ..pipeline.memory.host_ram import release_freed_memory
 from ..pipeline.motion.field import clip_flows
+from ..pipeline.motion.pairs import cut_threshold_value
 from .common import LOCAL_DEVICES, MOTION, devices_input, image_to_frames, stage_executor
 from .validation import comfy_verdict
 
-FLOW_PLAN_SCALE = 4.0  # flows are computed as the official script does for its x4 upscale
 PREVIEW_CHUNK = 16  # pairs turned into preview images at a time
 
 
@@ -45,7 +46,7 @@ class MGLDFlow:
         return {"required": {
             "raft": ("MGLD_RAFT", {"tooltip": "From the MGLD RAFT loader."}),
             "frames": ("IMAGE", {"tooltip": "The LR video frames (the same frames the sampler gets)."}),
-            "scene_cut_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+            "scene_cut_threshold": ("FLOAT", {"default": CUT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                               "tooltip": "Colour-histogram jump between neighbouring frames above which a "
                                                          "scene cut is marked (no guidance or window across it). 1 disables."}),
         }, "optional": {
@@ -58,13 +59,14 @@ class MGLDFlow:
 
     def compute(self, raft, frames, scene_cut_threshold, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
-        plan = LRPlan.create(frames.shape[1], frames.shape[2], FLOW_PLAN_SCALE)
+        # Flows are computed as the official script does for its x4 upscale, so one flow serves both modes.
+        plan = LRPlan.create(frames.shape[1], frames.shape[2], OFFICIAL_SCALE)
         check_fits(clip_footprint(frames.shape[0], plan).only("RAFT", "optical flow"), host.compute_device(),
                    f"MGLD Flow + Occlusion: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}",
                    "use fewer or smaller frames")
-        threshold = float("inf") if scene_cut_threshold >= 1.0 else scene_cut_threshold
         with torch.no_grad(), stage_executor("MGLD Flow + Occlusion", devices, raft) as executor:
-            flow = clip_flows(raft, frames, plan, cut_threshold=threshold, hooks=host.hooks(), executor=executor).to("cpu")
+            flow = clip_flows(raft, frames, plan, cut_threshold=cut_threshold_value(scene_cut_threshold),
+                              hooks=host.hooks(), executor=executor).to("cpu")
         if flow.num_frames < 2:
             h, w = plan.flow_size
             blank = torch.zeros(1, h, w, 3)

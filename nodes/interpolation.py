@@ -5,16 +5,17 @@ import torch
 
 from . import host
 from ..pipeline.motion.interpolation import MAX_MULTIPLIER, check_motion_covers, interpolate_video, interpolated_fps
-from ..pipeline.motion.pairs import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE, ClipFlowMotion, RAFTMotion
+from ..pipeline.defaults import CUT_THRESHOLD, RAFT_SHORT_SIDE
+from ..pipeline.motion.pairs import ClipFlowMotion, RAFTMotion
 from .common import VIDEO, image_to_frames, on_compute_device
 
 #: The node's settings, shared with the long-video node (which interpolates while it writes): name -> input spec.
 INTERPOLATION_SETTINGS = {
-    "scene_cut_threshold": ("FLOAT", {"default": DEFAULT_CUT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
+    "scene_cut_threshold": ("FLOAT", {"default": CUT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
                                       "tooltip": "Colour-histogram jump between neighbouring frames above which a scene "
                                                  "cut is marked: frames inserted at a cut repeat the nearer frame instead "
                                                  "of blending two shots. 1 disables."}),
-    "raft_resolution": ("INT", {"default": DEFAULT_RAFT_SHORT_SIDE, "min": 0, "max": 4320, "step": 8,
+    "raft_resolution": ("INT", {"default": RAFT_SHORT_SIDE, "min": 0, "max": 4320, "step": 8,
                                 "tooltip": "Short side (pixels) the frames are shrunk to for RAFT when raft is "
                                            "connected; flows are scaled back up. RAFT's memory grows with the square "
                                            "of the pixel count (540: 1.1 GiB for a pair; 1080: 16 GiB). 0 = full size."}),

@@ -7,7 +7,8 @@ import math
 import torch
 
 from ..pipeline.motion.warping_error import plot_errors, warping_errors
-from ..pipeline.motion.pairs import DEFAULT_RAFT_SHORT_SIDE, RAFTMotion
+from ..pipeline.defaults import RAFT_SHORT_SIDE
+from ..pipeline.motion.pairs import RAFTMotion
 from .common import METRICS, image_to_frames, on_compute_device
 
 
@@ -60,7 +61,7 @@ class MGLDWarpingError:
                 "flow": ("MGLD_FLOW", {"tooltip": "Flow of the LR clip these frames were made from (same frame count)."}),
                 "frames_b": ("IMAGE", {"tooltip": "A second result to compare (same clip)."}),
                 "raft": ("MGLD_RAFT", {"tooltip": "Instead of flow: RAFT computes the flows from the frames themselves "
-                                                  f"(short side {DEFAULT_RAFT_SHORT_SIDE} px), for any frame count, e.g. "
+                                                  f"(short side {RAFT_SHORT_SIDE} px), for any frame count, e.g. "
                                                   "an interpolated clip. Used when connected."}),
                 "label": ("STRING", {"default": "frames", "tooltip": "Name of the first result in the figures."}),
                 "label_b": ("STRING", {"default": "frames_b", "tooltip": "Name of the second result in the figures."}),

@@ -9,10 +9,12 @@ from __future__ import annotations
 import torch
 
 from . import host
+from ..pipeline import defaults
 from ..pipeline.memory.footprint import check_fits, clip_footprint
-from ..pipeline.frames import LRPlan
+from ..pipeline.frames import MIN_SHORT_SIDE, LRPlan
 from ..pipeline.official import official_sample
 from ..pipeline.sampling.loop import SamplingOptions, sample_video
+from ..pipeline.sampling.schedule import TRAIN_TIMESTEPS
 from .common import (LOCAL_DEVICES, MEMORY_BUDGET_TOOLTIP, SAMPLING, devices_input, image_to_frames,
                      on_compute_device, stage_executor)
 from .validation import comfy_verdict
@@ -23,12 +25,10 @@ def sampling_reserve(networks, frames, scale, tile, window) -> int:
     from ..pipeline.memory.budget import fit_sampling
 
     plan = LRPlan.create(frames.shape[1], frames.shape[2], scale)
-    options = SamplingOptions(tile=min(tile, *(side - side % 8 for side in plan.latent_size)), window=window)
+    options = SamplingOptions(tile=min(tile, plan.largest_tile), window=window)
     return fit_sampling(*networks, plan, frames.shape[0], options, float("inf")).peak_bytes
 
 
-OFFICIAL_TILE_OVERLAP = 32  # the official script's --tile_overlap default
-OFFICIAL_SEED = 42  # the official script's --seed default
 LATENT_TYPE = "MGLD_LATENT"
 LATENT_TOOLTIP = ("Clean latents of every frame with the clip layout (frames, windows, padding) the MGLD decoder "
                   "needs. Its own type on purpose: core latent nodes and VAE Decode cannot use it correctly, so "
@@ -41,9 +41,11 @@ def _common_inputs(guidance_tooltip: str) -> dict:
         "model": ("MGLD_DIFFUSION", {"tooltip": "From the MGLD diffusion model loader."}),
         "frames": ("IMAGE", {"tooltip": "The LR video frames."}),
         "flow": ("MGLD_FLOW", {"tooltip": "From the MGLD flow + occlusion node, computed on the same frames."}),
-        "steps": ("INT", {"default": 50, "min": 1, "max": 1000,
-                          "tooltip": "DDPM steps (respaced from 1000). The paper uses 50."}),
-        "guidance_strength": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 100.0, "step": 0.5,
+        "steps": ("INT", {"default": defaults.OFFICIAL_STEPS, "min": 1, "max": TRAIN_TIMESTEPS,
+                          "tooltip": f"DDPM steps (respaced from {TRAIN_TIMESTEPS}). The paper uses "
+                                     f"{defaults.OFFICIAL_STEPS}."}),
+        "guidance_strength": ("FLOAT", {"default": defaults.OFFICIAL_GUIDANCE_STRENGTH, "min": 0.0, "max": 100.0,
+                                        "step": 0.5,
                                         "tooltip": guidance_tooltip}),
     }
 
@@ -71,29 +73,35 @@ class MGLDSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **_common_inputs("Motion guidance strength (official 10): the same step per latent pixel at any "
-                             "resolution and clip length. 0 turns guidance off."),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+            **_common_inputs(f"Motion guidance strength (official {defaults.OFFICIAL_GUIDANCE_STRENGTH:g}): the same "
+                             "step per latent pixel at any resolution and clip length. 0 turns guidance off."),
+            "seed": ("INT", {"default": defaults.SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                             "control_after_generate": True,
                              "tooltip": "Noise seed: the same seed draws the same noise on any device (results "
                                         "can still differ slightly: devices round differently)."}),
-            "scale": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 8.0, "step": 0.5,
-                                "tooltip": "Upscale factor (the model is trained for x4). Short LR sides are upsampled "
-                                           "to at least 512 px internally and shrunk back."}),
-            "window": ("INT", {"default": 5, "min": 2, "max": 16,
-                               "tooltip": "Frames per temporal window (the model was trained on 5)."}),
-            "window_overlap": ("INT", {"default": 0, "min": 0, "max": 15,
+            "scale": ("FLOAT", {"default": defaults.OFFICIAL_SCALE, "min": defaults.MIN_SCALE,
+                                "max": defaults.MAX_SCALE, "step": 0.5,
+                                "tooltip": f"Upscale factor (the model is trained for x{defaults.OFFICIAL_SCALE:g}). "
+                                           f"Short LR sides are upsampled to at least {MIN_SHORT_SIDE} px internally "
+                                           "and shrunk back."}),
+            "window": ("INT", {"default": defaults.OFFICIAL_WINDOW, "min": 2, "max": 16,
+                               "tooltip": f"Frames per temporal window (the model was trained on "
+                                          f"{defaults.OFFICIAL_WINDOW})."}),
+            "window_overlap": ("INT", {"default": defaults.WINDOW_OVERLAP, "min": 0, "max": 15,
                                        "tooltip": "0 (recommended): disjoint windows whose borders move every step, each "
                                                   "frame denoised once per step. >0: fixed windows sharing this many "
                                                   "frames, blended every step (slower)."}),
-            "tile_size": ("INT", {"default": 64, "min": 8, "max": 256, "step": 8,
+            "tile_size": ("INT", {"default": defaults.OFFICIAL_LATENT_TILE, "min": defaults.LATENT_TILE_STEP,
+                                  "max": 256, "step": defaults.LATENT_TILE_STEP,
                                   "tooltip": "Latent tile side (x8 pixels); any resolution is covered by tiles."}),
-            "tile_overlap": ("INT", {"default": 0, "min": 0, "max": 248, "step": 8,
+            "tile_overlap": ("INT", {"default": defaults.TILE_OVERLAP, "min": 0, "max": 248,
+                                     "step": defaults.LATENT_TILE_STEP,
                                      "tooltip": "0 (recommended): disjoint tiles whose borders move every step, each "
                                                 "latent pixel denoised once per step. >0: fixed tiles overlapping by "
-                                                "this much, Gaussian-blended (the official grid uses 32; ~3x the work "
-                                                "at 1080p)."}),
+                                                "this much, Gaussian-blended (the official grid uses "
+                                                f"{defaults.OFFICIAL_LATENT_TILE_OVERLAP}; ~3x the work at 1080p)."}),
         }, "optional": {
-            "memory_budget_gb": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
+            "memory_budget_gb": ("FLOAT", {"default": defaults.MEMORY_BUDGET_GB, "min": 0.0, "max": 1024.0, "step": 0.5,
                                            "tooltip": MEMORY_BUDGET_TOOLTIP}),
             "devices": devices_input(),
         }}
@@ -106,7 +114,7 @@ class MGLDSampler:
                              tile_overlap=tile_overlap, memory_budget_gb=memory_budget_gb, devices=devices)
 
     def sample(self, model, frames, flow, steps, guidance_strength, seed, scale, window, window_overlap,
-               tile_size, tile_overlap, memory_budget_gb=0.0, devices=LOCAL_DEVICES):
+               tile_size, tile_overlap, memory_budget_gb=defaults.MEMORY_BUDGET_GB, devices=LOCAL_DEVICES):
         frames = image_to_frames(frames)
         check_fits(clip_footprint(frames.shape[0], LRPlan.create(frames.shape[1], frames.shape[2], scale),
                                   window=window).only("latents", "a "), host.compute_device(),
@@ -131,9 +139,12 @@ class MGLDSampler:
 
 class MGLDSamplerOfficial:
     DESCRIPTION = ("The official MGLD-VSR inference script's sampling, quirks included, to reproduce published numbers: "
-                   "disjoint 5-frame segments (the tail padded by repeating the last frame), x4 with +32 padding, "
-                   "960/750-px image tiles re-seeded per tile, 64-px latent tiles, the released guidance loss. Every "
-                   "widget here is used; window and tile sizes are the script's and cannot be changed.")
+                   f"disjoint {defaults.OFFICIAL_WINDOW}-frame segments (the tail padded by repeating the last frame), "
+                   f"x{defaults.OFFICIAL_SCALE:g} with +{defaults.OFFICIAL_PAD_MULTIPLE} padding, "
+                   f"{defaults.OFFICIAL_IMAGE_TILE}/{defaults.OFFICIAL_IMAGE_TILE_STRIDE}-px image tiles re-seeded per "
+                   "tile, "
+                   f"{defaults.OFFICIAL_LATENT_TILE}-px latent tiles, the released guidance loss. Every widget here is "
+                   "used; window and tile sizes are the script's and cannot be changed.")
     CATEGORY = SAMPLING
     RETURN_TYPES = (LATENT_TYPE,)
     RETURN_NAMES = ("latent",)
@@ -143,12 +154,19 @@ class MGLDSamplerOfficial:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **_common_inputs("The script's motion guidance scale (10 by default). 0 turns guidance off."),
-            "seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFF, "control_after_generate": True,
-                             "tooltip": "The script's --seed (42 by default); it re-seeds before every image tile."}),
-            "tile_overlap": ("INT", {"default": OFFICIAL_TILE_OVERLAP, "min": 0, "max": 56, "step": 8,
-                                     "tooltip": "The script's --tile_overlap: overlap of its 64-px latent tiles, "
-                                                "Gaussian-blended (32 by default)."}),
+            **_common_inputs(f"The script's motion guidance scale ({defaults.OFFICIAL_GUIDANCE_STRENGTH:g} by "
+                             "default). 0 turns guidance off."),
+            "seed": ("INT", {"default": defaults.OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFF,
+                             "control_after_generate": True,
+                             "tooltip": f"The script's --seed ({defaults.OFFICIAL_SEED} by default); it re-seeds "
+                                        "before every image tile."}),
+            # Overlaps up to one step below the script's tile side (the same rule as the default mode's).
+            "tile_overlap": ("INT", {"default": defaults.OFFICIAL_LATENT_TILE_OVERLAP, "min": 0,
+                                     "max": defaults.OFFICIAL_LATENT_TILE - defaults.LATENT_TILE_STEP,
+                                     "step": defaults.LATENT_TILE_STEP,
+                                     "tooltip": "The script's --tile_overlap: overlap of its "
+                                                f"{defaults.OFFICIAL_LATENT_TILE}-px latent tiles, Gaussian-blended "
+                                                f"({defaults.OFFICIAL_LATENT_TILE_OVERLAP} by default)."}),
         }}
 
     @classmethod

@@ -19,7 +19,7 @@ import torch
 from . import host
 from ..pipeline import video_io
 from ..pipeline.motion.interpolation import MAX_MULTIPLIER, check_multiplier, interpolate_frames, interpolated_fps
-from ..pipeline.motion.pairs import DEFAULT_CUT_THRESHOLD, DEFAULT_RAFT_SHORT_SIDE
+from ..pipeline.defaults import CUT_THRESHOLD, RAFT_SHORT_SIDE
 from ..pipeline.official import OfficialLatents, official_decode
 from ..pipeline.decoding.cfw import decode_frames
 from ..pipeline.sampling.loop import VideoLatents
@@ -27,7 +27,7 @@ from ..models.placement import compute_device
 from .common import DECODING, LOCAL_DEVICES, image_to_frames, stage_executor
 from .decoder import MGLDDecode, latents_of, refuse_official_budget
 from .interpolation import INTERPOLATION_SETTINGS, MOTION_INPUTS, motion_source
-from .validation import comfy_verdict
+from .validation import check_decode_tile, comfy_verdict
 from .video import CODECS, SUFFIXES, MGLDSaveVideo, _next_output_path
 
 
@@ -70,8 +70,8 @@ class MGLDDecodeAndSave:
                              scene_cut_threshold=scene_cut_threshold, raft_resolution=raft_resolution, devices=devices)
 
     def decode_and_save(self, video_vae, latent, frames, fusion_w, color_fix, decode_tile, fps, filename_prefix, codec,
-                        crf, pixel_format, audio=None, multiplier=1, scene_cut_threshold=DEFAULT_CUT_THRESHOLD,
-                        raft_resolution=DEFAULT_RAFT_SHORT_SIDE, flow=None, raft=None, output_path=None, **options):
+                        crf, pixel_format, audio=None, multiplier=1, scene_cut_threshold=CUT_THRESHOLD,
+                        raft_resolution=RAFT_SHORT_SIDE, flow=None, raft=None, output_path=None, **options):
         """``output_path``: where the headless runner's ``--output`` puts the file (never given by ComfyUI)."""
         unknown = set(options) - set(decoder_options())
         if unknown:
@@ -87,8 +87,8 @@ class MGLDDecodeAndSave:
                                    "MGLD Decode + Save Video")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
-        if isinstance(result, VideoLatents) and decode_tile % 64:
-            raise ValueError(f"decode_tile must be a multiple of 64 pixels, got {decode_tile}")
+        if isinstance(result, VideoLatents):
+            check_decode_tile(decode_tile)
         suffix = SUFFIXES[codec]
         path, subfolder, name = _next_output_path(filename_prefix, suffix, output_path)
         hooks = host.hooks()

@@ -19,6 +19,8 @@ import os
 import tempfile
 from typing import Any, Callable, Optional
 
+from ..pipeline.defaults import DECODE_TILE_STEP, LATENT_TILE_STEP
+from .names import NODE_DISPLAY_NAME_MAPPINGS
 
 
 class InputError(ValueError):
@@ -127,18 +129,18 @@ def _int_text(text: str) -> int:
 # Combinations, per node
 
 
-def _multiples_of_8(node: str, v: dict) -> None:
-    tile, overlap = v.get("tile_size"), v.get("tile_overlap")
-    if tile is not None and tile % 8:
-        raise InputError(node, "tile_size", tile, "is not a multiple of 8 latent pixels",
-                         f"use {max(8, tile - tile % 8)} or {tile - tile % 8 + 8}")
-    if overlap is not None and overlap % 8:
-        raise InputError(node, "tile_overlap", overlap, "is not a multiple of 8 latent pixels",
-                         f"use {overlap - overlap % 8} or {overlap - overlap % 8 + 8}")
+def _whole_latent_steps(node: str, v: dict) -> None:
+    tile, overlap, step = v.get("tile_size"), v.get("tile_overlap"), LATENT_TILE_STEP
+    if tile is not None and tile % step:
+        raise InputError(node, "tile_size", tile, f"is not a multiple of {step} latent pixels",
+                         f"use {max(step, tile - tile % step)} or {tile - tile % step + step}")
+    if overlap is not None and overlap % step:
+        raise InputError(node, "tile_overlap", overlap, f"is not a multiple of {step} latent pixels",
+                         f"use {overlap - overlap % step} or {overlap - overlap % step + step}")
 
 
 def _sampler(node: str, v: dict) -> None:
-    _multiples_of_8(node, v)
+    _whole_latent_steps(node, v)
     tile, overlap = v.get("tile_size"), v.get("tile_overlap")
     if tile is not None and overlap is not None and overlap >= tile:
         raise InputError(node, "tile_overlap", overlap, f"is not smaller than tile_size = {tile}",
@@ -150,15 +152,22 @@ def _sampler(node: str, v: dict) -> None:
 
 
 def _official_sampler(node: str, v: dict) -> None:
-    _multiples_of_8(node, v)  # its overlap's range (below the script's 64-px tiles) is the widget's
+    _whole_latent_steps(node, v)  # its overlap's range (below the script's tile side) is the widget's
 
 
 def _decoder(node: str, v: dict) -> None:
-    tile = v.get("decode_tile")
-    if tile is not None and tile % 64:
-        lower = tile - tile % 64
-        raise InputError(node, "decode_tile", tile, "is not a multiple of 64 pixels",
-                         f"use {lower} or {lower + 64}" if lower else "use 0 (whole frames) or 64")
+    tile, step = v.get("decode_tile"), DECODE_TILE_STEP
+    if tile is not None and tile % step:
+        lower = tile - tile % step
+        raise InputError(node, "decode_tile", tile, f"is not a multiple of {step} pixels",
+                         f"use {lower} or {lower + step}" if lower else f"use 0 (whole frames) or {step}")
+
+
+def check_decode_tile(tile: int) -> None:
+    """The rule of :func:`_decoder` for the decoder nodes' functions themselves, which scripts and tests
+    call without ``VALIDATE_INPUTS``; the message is the one those functions have always raised."""
+    if tile % DECODE_TILE_STEP:
+        raise ValueError(f"decode_tile must be a multiple of {DECODE_TILE_STEP} pixels, got {tile}")
 
 
 def _saver(node: str, v: dict) -> None:
@@ -296,8 +305,6 @@ def _devices(node: str, v: dict) -> None:
 
 def comfy_verdict(cls, **values) -> Any:
     """What ``VALIDATE_INPUTS`` returns to ComfyUI: True, or the one-line message."""
-    from . import NODE_DISPLAY_NAME_MAPPINGS  # here: this module is imported while the node modules load
-
     try:
         check_node(cls, values, node=NODE_DISPLAY_NAME_MAPPINGS.get(cls.__name__, cls.__name__))
     except InputError as err:
@@ -305,5 +312,5 @@ def comfy_verdict(cls, **values) -> Any:
     return True
 
 
-__all__ = ["InputError", "check_node", "check_prefix", "coerce", "comfy_verdict", "input_specs", "is_widget",
-           "unwritable"]
+__all__ = ["InputError", "check_decode_tile", "check_node", "check_prefix", "coerce", "comfy_verdict", "input_specs",
+           "is_widget", "unwritable"]

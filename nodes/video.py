@@ -9,6 +9,7 @@ import torch
 
 from . import host
 from ..pipeline import video_io
+from ..pipeline.defaults import CRF
 from ..pipeline.hooks import ProgressCounter
 from .common import VIDEO, image_to_frames
 from .validation import comfy_verdict
@@ -194,7 +195,7 @@ class MGLDSaveVideo:
                 "filename_prefix": ("STRING", {"default": "MGLD/mgld_vsr", "tooltip": "Output name; folders allowed."}),
                 "codec": (CODECS, {"default": "h264", "tooltip": "h264/h265 (mp4), prores (mov), ffv1 lossless (mkv), "
                                                                   "or a png sequence folder."}),
-                "crf": ("INT", {"default": 19, "min": 0, "max": 51, "tooltip": "h264/h265 quality: lower is better (0 = lossless)."}),
+                "crf": ("INT", {"default": CRF, "min": 0, "max": 51, "tooltip": "h264/h265 quality: lower is better (0 = lossless)."}),
                 "pixel_format": (PIXEL_FORMATS, {"default": "auto", "tooltip": "auto: yuv420p (h264/h265), yuv422p10le "
                                                                                "(prores), exact RGB (ffv1). 10le = 10-bit."}),
             },

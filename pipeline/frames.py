@@ -12,6 +12,8 @@ import math
 import torch
 from torch.nn import functional as F
 
+from .defaults import LATENT_TILE_STEP, MAX_SCALE, MIN_SCALE, OFFICIAL_PAD_MULTIPLE, OFFICIAL_SCALE
+
 #: The diffusion model was trained on 512 px crops: shorter LR inputs are upsampled further.
 MIN_SHORT_SIDE = 512
 
@@ -32,7 +34,7 @@ def bicubic_upsample(frames: torch.Tensor, factor: float) -> torch.Tensor:
     return out.clamp(-1.0, 1.0)
 
 
-def official_padding(height: int, width: int, multiple: int = 32) -> tuple[int, int]:
+def official_padding(height: int, width: int, multiple: int = OFFICIAL_PAD_MULTIPLE) -> tuple[int, int]:
     """Bottom/right padding of the official script: when either side is unaligned, *both* sides get
     ``(side // m + 1) * m - side``, so an already aligned side grows by a full ``m``."""
     if height % multiple == 0 and width % multiple == 0:
@@ -99,12 +101,13 @@ class LRPlan:
     padded: tuple[int, int]
 
     @classmethod
-    def create(cls, height: int, width: int, scale: float = 4.0, min_short_side: int = MIN_SHORT_SIDE) -> "LRPlan":
+    def create(cls, height: int, width: int, scale: float = OFFICIAL_SCALE,
+               min_short_side: int = MIN_SHORT_SIDE) -> "LRPlan":
         """``min_short_side`` is 512 for real use (the model's training size); tests lower it to stay small."""
         if height < 2 or width < 2:
             raise ValueError(f"frames of {height}x{width} pixels are too small to process")
-        if not (1.0 <= float(scale) <= 8.0):
-            raise ValueError(f"scale must be between 1 and 8, got {scale}")
+        if not (MIN_SCALE <= float(scale) <= MAX_SCALE):
+            raise ValueError(f"scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {scale}")
         factor = upsample_factor(height, width, scale, min_short_side)
         up = (int(height * factor), int(width * factor))
         pad = official_padding(*up)
@@ -113,6 +116,12 @@ class LRPlan:
     @property
     def latent_size(self) -> tuple[int, int]:
         return self.padded[0] // 8, self.padded[1] // 8
+
+    @property
+    def largest_tile(self) -> int:
+        """The largest latent tile side that fits the latent grid (a whole number of ``LATENT_TILE_STEP``)."""
+        side = min(self.latent_size)
+        return side - side % LATENT_TILE_STEP
 
     @property
     def flow_size(self) -> tuple[int, int]:

@@ -22,8 +22,8 @@ class Interrupted(RuntimeError):
 class Hooks:
     #: ``progress(done, total, what)``: called after every unit of work (a denoising step of a tile/window).
     progress: Optional[Callable[[int, int, str], None]] = None
-    #: ``preview(x0)``: the clean latents ``[T,4,h,w]`` (0.18215-scaled SD latents) predicted for the
-    #: window just denoised: what the result will look like, not the noisy current state.
+    #: ``preview(x0)``: the clean latents ``[T,4,h,w]`` (SD latents times :data:`~.defaults.LATENT_SCALE`)
+    #: predicted for the window just denoised: what the result will look like, not the noisy current state.
     preview: Optional[Callable[[torch.Tensor], None]] = None
     #: ``check_interrupt()``: raises (e.g. :class:`Interrupted`) when the user asked to stop.
     check_interrupt: Optional[Callable[[], None]] = None

@@ -21,6 +21,7 @@ import traceback
 import warnings
 
 from .. import NODE_CLASS_MAPPINGS
+from ..pipeline.defaults import CHECKPOINT_EVERY
 
 EXIT_OK, EXIT_FAILED, EXIT_MISSING_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -79,8 +80,9 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", metavar="DIR",
                         help="save the sampling state in DIR every few steps, and resume an interrupted run of the "
                              "same inputs and settings from its last saved step (same output)")
-    parser.add_argument("--checkpoint-every", type=int, default=5, metavar="K",
-                        help="with --resume: save the sampling state every K denoising steps (default 5)")
+    parser.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="K",
+                        help="with --resume: save the sampling state every K denoising steps (default "
+                             f"{CHECKPOINT_EVERY})")
     parser.add_argument("--debug", action="store_true", help="print the traceback of every failure")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:

@@ -11,7 +11,7 @@ the flow and possibly hours of sampling. So the runner checks, in seconds, in th
    through ``VALIDATE_INPUTS``);
 3. what needs the input file (:func:`check_media`): the LR video exists and decodes (header only),
    the frame range, the latent tile against the latent grid, the output width for h265, and the
-   memory the clip needs against the machine (``pipeline/footprint.py``).
+   memory the clip needs against the machine (``pipeline/memory/footprint.py``).
 
 Every failure is a :class:`WorkflowError` whose text is one line naming the node, the input, the
 value, the cause and the fix.
@@ -249,7 +249,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
     from ..nodes import host
     from ..nodes.video import MGLDLoadVideo, selected_frames
     from ..pipeline.memory import footprint
-    from ..pipeline import video_io
+    from ..pipeline import defaults, video_io
     from ..pipeline.frames import LRPlan
 
     clips = {}
@@ -279,7 +279,7 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
             continue
         frames, info = clips[source_id]
         inputs, label = node["inputs"], node_label(node_id, node)
-        scale = inputs.get("scale", 4.0)
+        scale = inputs.get("scale", defaults.OFFICIAL_SCALE)  # the official sampler has none: the script's
         try:
             plan = LRPlan.create(info.height, info.width, scale)
         except ValueError as err:
@@ -289,9 +289,10 @@ def check_media(api: dict, classes: dict, streamed: bool = True, device=None) ->
         if node["class_type"] == "MGLDSampler" and isinstance(tile, int) and tile > grid:
             raise WorkflowError(f"{label}: tile_size = {tile}: larger than the {plan.latent_size[0]}x{plan.latent_size[1]} "
                                 f"latent grid of this {info.width}x{info.height} video at x{scale:g}; set at most "
-                                f"{grid - grid % 8}")
+                                f"{plan.largest_tile}")
         _check_saved_width(api, node_id, plan)
-        need = footprint.clip_footprint(frames, plan, window=inputs.get("window", 5) or 5, streamed=streamed)
+        window = inputs.get("window", defaults.OFFICIAL_WINDOW) or defaults.OFFICIAL_WINDOW  # likewise
+        need = footprint.clip_footprint(frames, plan, window=window, streamed=streamed)
         what = (f"{frames} frames of {info.width}x{info.height} (node {source_id}) upscaled x{scale:g} to "
                 f"{plan.output_size[1]}x{plan.output_size[0]} ({label})")
         fix = ("load fewer frames (frame_count), lower the scale or use a smaller video"

@@ -2,7 +2,7 @@
 
 Users share a GPU with other models, the desktop and other apps, so "as fast as the card allows"
 is not always what they want. Given a cap in GB, the sampler and decoder pick the largest latent
-tile (and VAE-encode batch) whose exact meta-tensor estimate (``memory.py``) plus the window
+tile (and VAE-encode batch) whose exact meta-tensor estimate (``estimate.py``) plus the window
 tensors held on the device fits (the clip-long state stays in host RAM), and refuse clearly,
 naming the smallest budget that works, when even the smallest setting does not.
 """
@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from ..defaults import LATENT_TILE_STEP
 from . import estimate as memory
 from ..sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK
 from .oom import MIN_TILE, smaller_tile
@@ -77,7 +78,7 @@ def fit_sampling(unet, lr_encoder, first_stage, plan, num_frames: int, options, 
     own = {id(m): weight_bytes(m, dtype) for m in (unet, lr_encoder, first_stage)}
 
     def sampling_need(tile: int) -> int:
-        th, tw = min(tile, h - h % 8), min(tile, w - w % 8)
+        th, tw = min(tile, h - h % LATENT_TILE_STEP), min(tile, w - w % LATENT_TILE_STEP)
         activations = memory.sampling_peak(unet, lr_encoder, window, th, tw, dtype) - own[id(unet)] - own[id(lr_encoder)]
         return weights + window_state + activations
 
@@ -123,7 +124,8 @@ def fit_decode(video_vae, plan, tile: int, budget_gb: float) -> tuple[int, int]:
         return memory.decode_peak(video_vae, frames, th, tw, dtype) + window_state
 
     start = max(h, w) if tile <= 0 else tile
-    candidates = ([0] if tile <= 0 else []) + [t for t in _tile_candidates(start - start % 8 or 8) if t < start or tile > 0]
+    first = start - start % LATENT_TILE_STEP or LATENT_TILE_STEP
+    candidates = ([0] if tile <= 0 else []) + [t for t in _tile_candidates(first) if t < start or tile > 0]
     budget = budget_gb * GB / ALLOCATOR_OVERHEAD
     for t in candidates:
         if need(t) <= budget:

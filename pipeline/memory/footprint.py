@@ -18,6 +18,7 @@ from typing import Optional
 
 import torch
 
+from ..defaults import OFFICIAL_WINDOW
 from ..frames import LRPlan
 
 GB = 1e9
@@ -73,7 +74,7 @@ def raft_call_bytes(plan: LRPlan) -> int:
     return int(pairs * cells * cells * 4 * CORRELATION_PYRAMID)
 
 
-def clip_footprint(frames: int, plan: LRPlan, *, window: int = 5, streamed: bool = True) -> Footprint:
+def clip_footprint(frames: int, plan: LRPlan, *, window: int = OFFICIAL_WINDOW, streamed: bool = True) -> Footprint:
     """Lower bounds of a clip of ``frames`` frames through flow, sampling, decoding and saving.
 
     ``streamed``: the decoded frames go straight into the file (the headless runner and the

@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from ..defaults import LATENT_TILE_STEP
+
 #: Smallest latent tile side the fallback goes down to (128 image pixels).
 MIN_TILE = 16
 
@@ -33,6 +35,6 @@ def release_cached_memory(device: torch.device) -> None:
 
 
 def smaller_tile(tile: int, minimum: int = MIN_TILE) -> Optional[int]:
-    """Half the tile side, rounded down to a multiple of 8, or ``None`` below ``minimum``."""
-    half = (tile // 2) // 8 * 8
+    """Half the tile side, rounded down to a whole number of ``LATENT_TILE_STEP``, or ``None`` below ``minimum``."""
+    half = (tile // 2) // LATENT_TILE_STEP * LATENT_TILE_STEP
     return half if half >= minimum else None

@@ -12,12 +12,9 @@ import dataclasses
 import torch
 
 from ...models.placement import compute_device
+from ..defaults import CUT_THRESHOLD, OFFICIAL_OCCLUSION_ALPHA, OFFICIAL_OCCLUSION_BETA
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
 from ..numerics import RAFT_LOADER, check_finite
-
-#: The official consistency-check constants.
-OCCLUSION_ALPHA = 0.01
-OCCLUSION_BETA = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +81,8 @@ class MotionField:
 
 
 def occlusion_for_pairs(flows_forward: torch.Tensor, flows_backward: torch.Tensor,
-                        alpha: float = OCCLUSION_ALPHA, beta: float = OCCLUSION_BETA) -> tuple[torch.Tensor, torch.Tensor]:
+                        alpha: float = OFFICIAL_OCCLUSION_ALPHA,
+                        beta: float = OFFICIAL_OCCLUSION_BETA) -> tuple[torch.Tensor, torch.Tensor]:
     """Consistency check of every pair, called as the official code does: ``fwd`` = i -> i+1 flows."""
     fwd_occ, bwd_occ = occlusion_masks(flows_backward, flows_forward, alpha=alpha, beta=beta)
     if fwd_occ.dim() == 3:
@@ -249,7 +247,7 @@ def flow_chunk(networks, unit: FlowChunk) -> dict:
     return out
 
 
-def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = 0.5, chunk: int | None = None,
+def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_THRESHOLD, chunk: int | None = None,
                hooks=None, executor=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
 

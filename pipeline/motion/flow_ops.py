@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from ..defaults import OFFICIAL_OCCLUSION_ALPHA, OFFICIAL_OCCLUSION_BETA
+
 __all__ = ["flow_warp", "forward_splat", "occlusion_masks", "resize_flow", "compute_flows", "MIN_FLOW_INPUT_SIDE"]
 
 #: RAFT's coarsest correlation level is (padded side)/64 pixels; it must be at least 2 pixels wide,
@@ -86,7 +88,8 @@ def forward_splat(values: torch.Tensor, flow: torch.Tensor,
 
 
 def occlusion_masks(
-    fwd_flow: torch.Tensor, bwd_flow: torch.Tensor, alpha: float = 0.01, beta: float = 0.5
+    fwd_flow: torch.Tensor, bwd_flow: torch.Tensor, alpha: float = OFFICIAL_OCCLUSION_ALPHA,
+    beta: float = OFFICIAL_OCCLUSION_BETA
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-backward consistency check (UnFlow); returns ``(fwd_occ, bwd_occ)``, 1.0 = occluded.
 

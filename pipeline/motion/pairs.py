@@ -22,15 +22,9 @@ import dataclasses
 import torch
 from torch.nn import functional as F
 
+from ..defaults import CUT_THRESHOLD, RAFT_SHORT_SIDE
 from .flow_ops import MIN_FLOW_INPUT_SIDE, compute_flows, occlusion_masks, resize_flow
-from .field import OCCLUSION_ALPHA, OCCLUSION_BETA, ClipFlow, colour_histogram_jumps
-
-#: Short side (pixels) RAFT sees by default when it runs on output frames: near what RAFT was trained on
-#: (FlyingThings3D, Sintel: 368-436 px high), and 1080p frames at half size, where a pair both ways takes
-#: 1.1 GiB of accelerator memory (full 1080p: 16 GiB; it grows with the square of the pixel count).
-DEFAULT_RAFT_SHORT_SIDE = 540
-#: The flow node's default scene-cut threshold (colour-histogram jump between neighbours).
-DEFAULT_CUT_THRESHOLD = 0.5
+from .field import ClipFlow, colour_histogram_jumps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +46,7 @@ class PairMotion:
     def from_flows(cls, flow_01: torch.Tensor, flow_10: torch.Tensor) -> "PairMotion":
         """The pair's motion from its ``[1,2,h,w]`` flows, consistency-checked on their grid (1 = occluded)."""
         flow_01, flow_10 = flow_01.float(), flow_10.float()
-        occlusion_0, occlusion_1 = occlusion_masks(flow_01, flow_10, OCCLUSION_ALPHA, OCCLUSION_BETA)
+        occlusion_0, occlusion_1 = occlusion_masks(flow_01, flow_10)  # the official thresholds
         return cls(flow_01, flow_10, occlusion_0.unsqueeze(1), occlusion_1.unsqueeze(1))
 
 
@@ -119,7 +113,7 @@ class RAFTMotion:
 
     num_frames = None  # any clip
 
-    def __init__(self, raft, short_side: int = DEFAULT_RAFT_SHORT_SIDE, cut_threshold: float = DEFAULT_CUT_THRESHOLD):
+    def __init__(self, raft, short_side: int = RAFT_SHORT_SIDE, cut_threshold: float = CUT_THRESHOLD):
         if short_side < 0:
             raise ValueError(f"RAFT working resolution must be >= 0 pixels (0 = full size), got {short_side}")
         self.raft, self.short_side, self.cut_threshold = raft, int(short_side), cut_threshold_value(cut_threshold)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from av.video.reformatter import ColorRange, Colorspace
 
+from ..defaults import CRF
 from .av_helpers import _ffmpeg_log, _ffmpeg_said, _to_av_frame
 from .data import MIN_H265_WIDTH, PNG_SEQUENCE_NAME, AudioTrack, PathLike, VideoWriteError, to_fraction
 from .host_audio import audio_from_comfy
@@ -291,7 +292,7 @@ def write_video(
     fps: Any,
     audio: Any = None,
     codec: str = "h264",
-    crf: int = 19,
+    crf: int = CRF,
     pixel_format: Optional[str] = None,
     *,
     preset: str = "medium",
