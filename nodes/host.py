@@ -315,13 +315,15 @@ def announce(what: str):
 
 def sampling_checkpoint():
     """Where a resumable run keeps its sampling checkpoints: ``$MGLD_RESUME_DIR`` (the headless runner's
-    ``--resume DIR``), saved every ``$MGLD_CHECKPOINT_EVERY`` steps (default 5); ``None`` when unset."""
+    ``--resume DIR``), saved every ``$MGLD_CHECKPOINT_EVERY`` steps (default
+    :data:`~..pipeline.defaults.CHECKPOINT_EVERY`); ``None`` when unset."""
     folder = os.environ.get("MGLD_RESUME_DIR")
     if not folder:
         return None
+    from ..pipeline.defaults import CHECKPOINT_EVERY
     from ..pipeline.sampling.checkpoint import SamplingCheckpoint
 
-    return SamplingCheckpoint(folder, int(os.environ.get("MGLD_CHECKPOINT_EVERY") or 5))
+    return SamplingCheckpoint(folder, int(os.environ.get("MGLD_CHECKPOINT_EVERY") or CHECKPOINT_EVERY))
 
 
 def notify(text: str) -> None:
@@ -336,24 +338,25 @@ def video_from_file(path: str):
     types = _comfy("video_types")
     if types is not None:
         return types.VideoFromFile(path)
-    from ..pipeline.video_io import FileVideo
+    from ..pipeline.video_io import StandInVideo
 
-    return FileVideo(path)
+    return StandInVideo.from_file(path)
 
 
 def video_from_frames(images: torch.Tensor, fps, audio=None):
     """A core ``VIDEO`` of frames ``[N,H,W,3]`` in [0, 1]: ComfyUI's ``VideoFromComponents``, or the stand-in."""
-    from ..pipeline.video_io import FrameVideo, to_fraction
+    from ..pipeline.video_io import StandInVideo, to_fraction
 
     types, util = _comfy("video_types"), _comfy("video_util")
     if types is not None and util is not None:
         return types.VideoFromComponents(util.VideoComponents(images=images, audio=audio, frame_rate=to_fraction(fps)))
-    return FrameVideo(images, to_fraction(fps), audio)
+    return StandInVideo.from_frames(images, to_fraction(fps), audio)
 
 
 # ------------------------------------------------------------------------------------------ errors
 
-_PACKAGE = __name__.rpartition(".")[0]
+#: The pack's package (this module is ``<pack>.nodes.host``): exceptions from any of its modules are relabelled.
+_PACKAGE = __name__.rsplit(".", 2)[0] if __name__.count(".") >= 2 else ""
 _SHOWN_AS: dict[type, type] = {}
 
 

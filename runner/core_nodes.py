@@ -13,46 +13,32 @@ nodes, with the inputs, widgets and outputs of ComfyUI's (``comfy_extras/nodes_v
 * **Save Video** (VIDEO, ``filename_prefix``, ``format``, ``codec``) -> H.264 in .mp4 with AAC audio, what
   ComfyUI's ``auto`` writes, through MGLD Save Video (written under a temporary name, then renamed);
 * **Preview Image** -> nothing: headless, there is no canvas to show a preview on.
+
+Their VIDEO values are the pack's one stand-in for ComfyUI's (``pipeline/video_io/standin.py``), which
+MGLD Save Video also returns when ComfyUI is absent.
 """
 from __future__ import annotations
 
-import dataclasses
+import functools
 from fractions import Fraction
-from typing import Any, Optional
-
-import torch
+from typing import Any
 
 from ..nodes import host
 from ..nodes.video import MGLDLoadVideo, MGLDSaveVideo
+from ..pipeline.defaults import CRF
+from ..pipeline.video_io import StandInVideo, VideoParts
 
 
-@dataclasses.dataclass
-class VideoComponents:
-    """What ComfyUI's ``VideoComponents`` holds: IMAGE frames, AUDIO (or None), frame rate."""
-
-    images: torch.Tensor
-    audio: Optional[dict]
-    frame_rate: Fraction
+def _rate(fps: float) -> Fraction:
+    """A frame rate widget or output as the VIDEO's exact rate (29.97002997... -> 30000/1001)."""
+    return Fraction(fps).limit_denominator(1001)
 
 
-class HeadlessVideo:
-    """A VIDEO value: a file decoded on demand (Load Video) or components held as they are (Create Video).
-
-    Offers the part of ComfyUI's ``VideoInput`` the shipped workflows use: ``get_components`` and
-    ``get_dimensions``."""
-
-    def __init__(self, path: Optional[str] = None, components: Optional[VideoComponents] = None):
-        self.path, self._components = path, components
-
-    def get_components(self) -> VideoComponents:
-        if self._components is None:
-            frames, fps, audio, _ = MGLDLoadVideo().load(self.path, 0, 0, 1, 0.0)
-            self._components = VideoComponents(frames, audio, Fraction(fps).limit_denominator(1001))
-        return self._components
-
-    def get_dimensions(self) -> tuple[int, int]:
-        images = self.get_components().images
-        return int(images.shape[2]), int(images.shape[1])
+def _loaded(path: str) -> VideoParts:
+    """A video file as MGLD Load LR Video loads it whole: exact rate, the audio under the frames, a variable
+    frame rate put on a constant-rate grid (with its notice), and its memory check before decoding."""
+    frames, fps, audio, _ = MGLDLoadVideo().load(path, 0, 0, 1, 0.0)
+    return VideoParts(frames, _rate(fps), audio)
 
 
 class LoadVideo:
@@ -69,7 +55,8 @@ class LoadVideo:
         return MGLDLoadVideo.IS_CHANGED(file)
 
     def load(self, file):
-        return (HeadlessVideo(path=MGLDLoadVideo._resolve(file)),)
+        path = MGLDLoadVideo._resolve(file)
+        return (StandInVideo(load=functools.partial(_loaded, path)),)
 
 
 class GetVideoComponents:
@@ -98,7 +85,7 @@ class CreateVideo:
                 "optional": {"audio": ("AUDIO",)}}
 
     def create(self, images, fps, audio=None):
-        return (HeadlessVideo(components=VideoComponents(images, audio, Fraction(fps).limit_denominator(1001))),)
+        return (StandInVideo.from_frames(images, _rate(fps), audio),)
 
 
 class SaveVideo:
@@ -119,7 +106,7 @@ class SaveVideo:
     def save(self, video, filename_prefix, format, codec, output_path=None):
         """``output_path``: the runner's ``--output`` (never given by ComfyUI)."""
         parts = video.get_components()
-        return MGLDSaveVideo().save(parts.images, parts.frame_rate, filename_prefix, "h264", 19, "auto", parts.audio,
+        return MGLDSaveVideo().save(parts.images, parts.frame_rate, filename_prefix, "h264", CRF, "auto", parts.audio,
                                     output_path=output_path)
 
 

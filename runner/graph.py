@@ -5,7 +5,7 @@ does: widget values in input order, two values for seed-like widgets (value + "c
 generate"), one "upload" value after the required inputs of upload combos. Nodes run in
 topological order with a ComfyUI-like cache: a node re-runs only when its widget values, its
 upstream results or its ``IS_CHANGED`` value change. The ComfyUI core nodes the shipped workflows
-use (Load Video, Save Video, ...) run through host-free stand-ins (``headless_core.py``).
+use (Load Video, Save Video, ...) run through host-free stand-ins (``core_nodes.py``).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def widget_layout(cls) -> list[tuple[str, Any, dict]]:
 
 def with_core_nodes(classes: dict) -> dict:
     """The pack's node classes plus the headless stand-ins of the ComfyUI core nodes the shipped workflows
-    use (Load Video, Get Video Components, Create Video, Save Video, Preview Image; see headless_core.py)."""
+    use (Load Video, Get Video Components, Create Video, Save Video, Preview Image; see core_nodes.py)."""
     from .core_nodes import CORE_NODES
 
     return {**CORE_NODES, **classes}

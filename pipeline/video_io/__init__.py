@@ -9,8 +9,8 @@ Everything goes through PyAV (the ``av`` package, which ComfyUI already depends 
   FFV1 or a numbered PNG folder, muxing audio when given. Writes are atomic: the result appears
   under its final name only once it is complete;
 * :func:`audio_to_comfy` / :func:`audio_from_comfy` convert between :class:`AudioTrack` and the
-  host's ``{"waveform": [B, C, S], "sample_rate": int}`` dictionaries; :class:`FileVideo` and
-  :class:`FrameVideo` stand in for the host's VIDEO values when it is absent.
+  host's ``{"waveform": [B, C, S], "sample_rate": int}`` dictionaries; :class:`StandInVideo` (made by
+  :func:`FileVideo` or :func:`FrameVideo`) stands in for the host's VIDEO values when it is absent.
 
 Colour: YUV output is converted with the BT.709 matrix in limited range and tagged as such; reading
 converts with whatever matrix/range the file is tagged with (FFmpeg's default when untagged), so a
@@ -19,10 +19,12 @@ accurate-rounding, full-chroma path (see ``_SWS_FLAGS``).
 """
 from .host_audio import audio_from_comfy, audio_to_comfy
 from .reader import iter_video, probe_video, read_video
-from .data import (DEFAULT_SEQUENCE_FPS, IMAGE_EXTENSIONS, MIN_H265_WIDTH, PNG_SEQUENCE_NAME, AudioTrack, FileVideo,
-                    FrameVideo, VideoClip, VideoInfo, VideoParts, VideoReadError, VideoWriteError, to_fraction)
+from .data import (DEFAULT_SEQUENCE_FPS, IMAGE_EXTENSIONS, MIN_H265_WIDTH, PNG_SEQUENCE_NAME, AudioTrack, VideoClip,
+                   VideoInfo, VideoReadError, VideoWriteError, to_fraction)
+from .standin import FileVideo, FrameVideo, StandInVideo, VideoParts
 from .writer import write_video
 
-__all__ = ["AudioTrack", "FileVideo", "FrameVideo", "VideoParts", "VideoClip", "VideoInfo", "VideoReadError", "VideoWriteError", "audio_from_comfy",
-           "audio_to_comfy", "iter_video", "probe_video", "read_video", "to_fraction", "write_video",
-           "DEFAULT_SEQUENCE_FPS", "IMAGE_EXTENSIONS", "MIN_H265_WIDTH", "PNG_SEQUENCE_NAME"]
+__all__ = ["AudioTrack", "FileVideo", "FrameVideo", "StandInVideo", "VideoParts", "VideoClip", "VideoInfo",
+           "VideoReadError", "VideoWriteError", "audio_from_comfy", "audio_to_comfy", "iter_video", "probe_video",
+           "read_video", "to_fraction", "write_video", "DEFAULT_SEQUENCE_FPS", "IMAGE_EXTENSIONS", "MIN_H265_WIDTH",
+           "PNG_SEQUENCE_NAME"]

@@ -16,63 +16,25 @@ runs each unit in this process when its result is asked for: exactly the single-
 path. ``ray_executor.RayExecutor`` runs the same function on one worker per device, so a unit
 computes the same thing wherever it runs and the output does not depend on the executor.
 
-:func:`executor_for` turns a node's ``devices`` setting into an executor.
+:func:`executor_for` turns a node's ``devices`` setting into an executor. The names both executors share
+(``Task``, ``DEVICE``, :class:`LocalExecutor`, ...) are defined in :mod:`.protocol`, below this module and
+:mod:`.ray_executor`, and re-exported here for callers.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol
+from typing import Optional
 
-Task = Callable[[Mapping[str, Any], Any], Any]
+from .protocol import DEVICE, LOCAL, DeviceRequest, Executor, LocalExecutor, Task, device_marker
 
-#: The ``networks`` entry saying where a unit runs (see the module docstring).
-DEVICE = "device"
-_DEVICE_MARKERS: dict[str, Any] = {}
-
-
-def device_marker(device) -> Any:
-    """An empty tensor on ``device``, one object per device (so an executor never ships it twice)."""
-    import torch
-
-    return _DEVICE_MARKERS.setdefault(str(device), torch.empty(0, device=device))
+__all__ = ["DEVICE", "DEVICES_HELP", "LOCAL", "LOCAL_DEVICES", "DeviceRequest", "Executor", "LocalExecutor", "Task",
+           "check_devices", "device_marker", "executor_for", "parse_devices", "ray_available"]
 
 #: The ``devices`` value that keeps every stage in this process (the default everywhere).
 LOCAL_DEVICES = "local"
 DEVICES_HELP = ("'local' (this process), 'auto' (every GPU of the Ray cluster), 'cuda:0,cuda:1' (these GPUs of "
                 "this machine), 'cpu:N' (N CPU worker processes) or a number N (N workers, one GPU each when the "
                 "cluster has GPUs)")
-
-
-class Executor(Protocol):
-    def map(self, task: Task, units: Iterable, networks: Mapping[str, Any]) -> Iterator:
-        """``task(networks, unit)`` of every unit, yielded in unit order."""
-
-    def release(self) -> None:
-        """The stage is over: give back what its networks hold on the devices."""
-
-
-class LocalExecutor:
-    """Each unit in this process, computed when the caller asks for its result."""
-
-    def map(self, task: Task, units: Iterable, networks: Mapping[str, Any]) -> Iterator:
-        for unit in units:
-            yield task(networks, unit)
-
-    def release(self) -> None:
-        pass
-
-
-LOCAL = LocalExecutor()
-
-
-@dataclasses.dataclass(frozen=True)
-class DeviceRequest:
-    """A parsed ``devices`` setting. ``workers`` None: one per GPU of the cluster."""
-
-    workers: Optional[int] = None
-    gpus: Optional[bool] = None  # None: GPUs when the cluster has them
-    gpu_ids: tuple[int, ...] = ()  # local GPUs to start the cluster on (``cuda:0,cuda:1``)
 
 
 def parse_devices(devices: str, where: str = "devices") -> Optional[DeviceRequest]:

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import torch
 
-from .executor import DEVICE, DeviceRequest, LocalExecutor, Task, device_marker
+from .protocol import DEVICE, DeviceRequest, LocalExecutor, Task, device_marker
 
 #: Units queued per worker: one running, one waiting, so a worker never idles between units.
 UNITS_PER_WORKER = 2
