@@ -9,7 +9,7 @@ attention over a 1080p latent (136x244 = 33k tokens) needs a 4 GiB score matrix 
 queries into chunks and attending chunk by chunk is exact: the same numbers, in bounded memory.
 :func:`attention` splits only when :func:`fused_kernel` says the call would run the math fallback.
 
-The memory estimator (``pipeline/memory.py``) runs the models on meta tensors, which carry no
+The memory estimator (``pipeline/memory/estimate.py``) runs the models on meta tensors, which carry no
 device: :func:`planned_for` tells this module which device the run is planned for, and a fused
 call is then counted as a fused kernel's output (no score matrix) instead of the math fallback.
 

@@ -52,7 +52,7 @@ COMPONENTS: dict[str, Component] = {
 }
 
 # Keys of mgldvsr_unet.ckpt that belong to no inference component: DDPM schedule buffers the
-# sampler recomputes exactly (pipeline/schedule.py) and the EMA bookkeeping of training.
+# sampler recomputes exactly (pipeline/sampling/schedule.py) and the EMA bookkeeping of training.
 IGNORED_TOP_LEVEL = (
     "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
     "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",

@@ -20,9 +20,6 @@ from torch.nn import functional as F
 
 from .config_utils import indices, shape
 
-#: Checkpoint keys (relative to the component prefix) that exist but do not affect the output.
-UNUSED_KEYS = ("text_projection", "logit_scale")
-
 _LAYER_SKIP = {"last": 0, "penultimate": 1}
 
 

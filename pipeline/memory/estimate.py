@@ -27,7 +27,7 @@ from torch.utils._pytree import tree_flatten
 
 from ...models.attention import planned_device, planned_for
 from ...models.placement import compute_device
-from ...models.vae import LATENT_SCALE
+from ..defaults import LATENT_SCALE, OFFICIAL_GUIDANCE_STRENGTH, OFFICIAL_STEPS
 
 #: Bytes in a GiB (binary, as memory is usually reported); budgets in GB (1e9) are the caller's choice.
 GiB = 2 ** 30
@@ -95,11 +95,6 @@ class LiveTensorBytes(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 self._add(t)
         return out
-
-
-def gib(nbytes: int | float) -> str:
-    """``nbytes`` as GiB with two decimals, e.g. ``'3.41 GiB'`` (for messages and benchmarks)."""
-    return f"{nbytes / GiB:.2f} GiB"
 
 
 def measure(models: Iterable[nn.Module], run: Callable[[], object]) -> tuple[int, int]:
@@ -235,14 +230,14 @@ def guidance_peak(frames: int, height: int, width: int) -> int:
         from ..motion.field import MotionField
         from ..sampling.schedule import respaced_schedule
 
-        schedule = respaced_schedule(50)
+        schedule = respaced_schedule(OFFICIAL_STEPS)  # any schedule and non-zero strength cost the same
 
         def run():
             x = torch.empty(frames, 4, height, width, device="meta")
             pair = lambda c: torch.empty(frames - 1, c, height, width, device="meta")  # noqa: E731
             cuts = torch.zeros(frames - 1, dtype=torch.bool, device="meta")
             return clip_guidance_step(x, schedule, schedule.steps // 2, MotionField(pair(2), pair(2), pair(1), pair(1), cuts),
-                                      10.0)
+                                      OFFICIAL_GUIDANCE_STRENGTH)
 
         return measure([], run)[1]
 

@@ -3,7 +3,7 @@
 Between every pair of neighbouring frames (0, 1), ``m - 1`` frames are inserted at times
 ``tau = k/m``. Each is made as Super SloMo (Jiang et al., CVPR 2018, eq. 1-4) makes its frames, with
 the learned parts replaced by what the pack already computes (RAFT flows both ways and the
-forward-backward consistency masks, ``pair_motion.py``):
+forward-backward consistency masks, ``pairs.py``):
 
 1. **Flows from time tau** (``F_t->0``, ``F_t->1``): a backward warp needs flows on the grid of the
    frame being made, which no estimator sees. Each known frame's flow is forward-splatted to time

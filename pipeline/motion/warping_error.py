@@ -3,7 +3,7 @@
 E_i = mean over non-occluded pixels of |W(frame_{i+1}, flow_{i->i+1}) - frame_i|, frames in [0, 1],
 flows resized to the frames' size. Lower is more temporally consistent. The flows are those of the
 LR clip the frames were upscaled from (an MGLD_FLOW), or RAFT's on the frames themselves for clips
-with another frame count (an interpolated one); see ``pair_motion.py``. Pairs are measured one at
+with another frame count (an interpolated one); see ``pairs.py``. Pairs are measured one at
 a time, so a long clip at 1080p never has all its flows at full size at once.
 """
 from __future__ import annotations

@@ -112,9 +112,6 @@ class ConstantRateGrid:
     def slot_time(self, k: int) -> Fraction:
         return self.timeline.time(self.timeline.pts[0]) + Fraction(k) / self.rate
 
-    def source_time(self, k: int) -> Fraction:
-        return self.timeline.time(self.source_pts[k])
-
     def describe(self) -> str:
         """What the resampling did, for the loader's one-line notice."""
         intervals = self.timeline.intervals or [self.timeline.end - self.timeline.pts[0]]
