@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ..defaults import CHECKPOINT_EVERY
 from ..hooks import Hooks
 
 FORMAT = 1
@@ -42,7 +43,7 @@ def _digest(hasher, tensor: torch.Tensor) -> None:
 class SamplingCheckpoint:
     """Checkpoints of sampling runs in ``folder``, one file per run key, saved every ``every`` steps."""
 
-    def __init__(self, folder: str, every: int = 5):
+    def __init__(self, folder: str, every: int = CHECKPOINT_EVERY):
         if every < 1:
             raise ValueError(f"checkpoint interval must be at least 1 step, got {every}")
         self.folder, self.every = folder, int(every)

@@ -21,6 +21,7 @@ import math
 import torch
 
 from ..motion.flow_ops import flow_warp
+from ..defaults import OFFICIAL_GUIDANCE_STRENGTH, OFFICIAL_IMAGE_TILE
 from .schedule import RespacedSchedule
 
 __all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "motion_guidance_step", "clip_guidance_step",
@@ -32,13 +33,13 @@ __all__ = ["official_warping_loss", "warping_loss", "warping_loss_and_grad", "mo
 GUIDANCE_PAIRS_PER_CHUNK = 16
 
 #: The script hard-codes ``guidance_scale = -10``; ``strength`` is its negation.
-OFFICIAL_STRENGTH = 10.0
+OFFICIAL_STRENGTH = OFFICIAL_GUIDANCE_STRENGTH
 
 #: Latent pixels of one official image tile (``vqgantile_size`` 960 px = 120 latent px a side):
 #: the area each official loss term averages over on any frame of at least that size. The default
 #: mode's clip loss divides by this fixed area, so its per-pixel step is resolution independent
 #: (see :func:`aligned_warping_loss`).
-GUIDANCE_REFERENCE_AREA = (960 // 8) ** 2
+GUIDANCE_REFERENCE_AREA = (OFFICIAL_IMAGE_TILE // 8) ** 2
 
 
 def _grad_ready(*tensors):

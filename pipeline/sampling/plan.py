@@ -16,7 +16,8 @@ from typing import Optional
 import torch
 
 from .. import defaults
-from .schedule import RespacedSchedule, respaced_schedule
+from ..defaults import LATENT_TILE_STEP
+from .schedule import TRAIN_TIMESTEPS, RespacedSchedule, respaced_schedule
 from .tiling import TileLayout, blended_layout, shifted_layout
 from .windows import Window, plan_windows, shifted_windows
 
@@ -47,11 +48,11 @@ class SamplingOptions:
     strength: float = defaults.OFFICIAL_GUIDANCE_STRENGTH  # motion guidance; 0 disables it
     seed: int = defaults.SEED
     window: int = defaults.OFFICIAL_WINDOW  # frames per temporal window (the model was trained on 5)
-    window_overlap: int = 0  # 0: disjoint windows shifted every step; >0: fixed windows blended
+    window_overlap: int = defaults.WINDOW_OVERLAP  # 0: disjoint windows shifted every step; >0: fixed windows blended
     tile: int = defaults.OFFICIAL_LATENT_TILE  # latent tile side (8 latent px = 64 image px)
-    tile_overlap: int = 0  # 0: disjoint tiles shifted every step; >0: fixed Gaussian-blended grid
+    tile_overlap: int = defaults.TILE_OVERLAP  # 0: disjoint tiles shifted every step; >0: fixed Gaussian-blended grid
     tiles_per_batch: int = 1
-    memory_budget_gb: float = 0.0  # cap on estimated accelerator memory; 0 = no cap
+    memory_budget_gb: float = defaults.MEMORY_BUDGET_GB  # cap on estimated accelerator memory; 0 = no cap
     #: First steps blending tiles overlapping by ``START_TILE_OVERLAP`` of a tile (shifted partitions only).
     start_fraction: float = START_FRACTION
     #: Last steps blending tiles overlapping by ``FINISH_TILE_OVERLAP`` of a tile (shifted partitions only).
@@ -60,20 +61,21 @@ class SamplingOptions:
     finish_window_overlap: int = FINISH_WINDOW_OVERLAP
 
     def validate(self, latent_size: tuple[int, int]) -> None:
-        if not 1 <= int(self.steps) <= 1000:
-            raise ValueError(f"steps must be between 1 and 1000, got {self.steps}")
+        if not 1 <= int(self.steps) <= TRAIN_TIMESTEPS:
+            raise ValueError(f"steps must be between 1 and {TRAIN_TIMESTEPS}, got {self.steps}")
         if not (self.strength >= 0 and self.strength < float("inf")):
             raise ValueError(f"guidance strength must be >= 0, got {self.strength}")
         if self.window < 2 or not 0 <= self.window_overlap < self.window:
             raise ValueError(f"window {self.window} with overlap {self.window_overlap}: need window >= 2 and "
                              f"0 <= overlap < window")
-        if self.tile < 8 or self.tile % 8:
-            raise ValueError(f"latent tile size must be a multiple of 8 (>= 8), got {self.tile}")
+        if self.tile < LATENT_TILE_STEP or self.tile % LATENT_TILE_STEP:
+            raise ValueError(f"latent tile size must be a multiple of {LATENT_TILE_STEP} (>= {LATENT_TILE_STEP}), "
+                             f"got {self.tile}")
         if not 0 <= self.tile_overlap < self.tile:
             raise ValueError(f"tile overlap must be in [0, tile size), got {self.tile_overlap}")
         if self.tile > min(latent_size):
             raise ValueError(f"latent tile size {self.tile} is larger than the latent grid {latent_size[0]}x{latent_size[1]}; "
-                             f"use a tile of at most {min(latent_size) - min(latent_size) % 8}")
+                             f"use a tile of at most {min(latent_size) - min(latent_size) % LATENT_TILE_STEP}")
         if self.tiles_per_batch < 1:
             raise ValueError("tiles_per_batch must be at least 1")
         if not (0 <= self.memory_budget_gb < float("inf")):

@@ -15,6 +15,7 @@ import dataclasses
 
 import torch
 
+from ..defaults import OFFICIAL_WINDOW
 from .partition import shifted_parts, step_shift
 
 
@@ -104,7 +105,7 @@ def shifted_windows(num_frames: int, window: int, step: int, cuts: torch.Tensor 
     return plan
 
 
-def official_segments(num_frames: int, n_frames: int = 5) -> list[list[int]]:
+def official_segments(num_frames: int, n_frames: int = OFFICIAL_WINDOW) -> list[list[int]]:
     """Disjoint segments of the official script, the tail padded by repeating the last frame."""
     order = list(range(num_frames)) + [num_frames - 1] * ((-num_frames) % n_frames)
     return [order[i:i + n_frames] for i in range(0, len(order), n_frames)]
