@@ -34,27 +34,25 @@ from _common import machine
 
 import torch
 
-from flops import Networks, default_mode_work
+from flops import Networks, default_mode_work, default_plan
+from mgld_vsr.pipeline import defaults
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from mgld_vsr.pipeline.motion.field import MotionField
+from mgld_vsr.pipeline.sampling.plan import SamplingPlan
 from mgld_vsr.pipeline.sampling.schedule import ddpm_step, respaced_schedule
 from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions
-from mgld_vsr.pipeline.sampling.plan import windows_at
 from mgld_vsr.pipeline.sampling.windows import plan_windows
 
 CASES = {"1080p": (270, 480), "4K": (540, 960)}
 FLOAT32, FP16 = 4, 2
-DECODE_WINDOW = 5  # the video VAE's window (its overlap: the decoder's own DECODE_WINDOW_OVERLAP)
+DECODE_WINDOW = defaults.OFFICIAL_WINDOW  # the video VAE's window (its overlap: the decoder's own DECODE_WINDOW_OVERLAP)
 
 
-def windows_per_step(frames: int, steps: int) -> tuple[float, float]:
-    """Average windows per step and frames per window of default mode on a clip without cuts."""
-    options = SamplingOptions(steps=steps)
-    plans = [windows_at(step, steps, frames, options, None) for step in range(steps)]
-    count = sum(len(p) for p in plans) / steps
-    return count, sum(len(w.frames) for p in plans for w in p) / (count * steps)
+def windows_per_step(plan: SamplingPlan) -> tuple[float, float]:
+    """Average windows per step and frames per window of the plan's steps."""
+    count = plan.window_visits / len(plan.steps)
+    return count, sum(step.window_frames for step in plan.steps) / plan.window_visits
 
 
 def coordinator_seconds_per_frame(latent: tuple[int, int], frames: int = 9, repeat: int = 3) -> tuple[float, float]:
@@ -70,7 +68,8 @@ def coordinator_seconds_per_frame(latent: tuple[int, int], frames: int = 9, repe
     motion = MotionField(torch.randn(frames - 1, 2, h, w), torch.randn(frames - 1, 2, h, w),
                          torch.zeros(frames - 1, 1, h, w), torch.zeros(frames - 1, 1, h, w),
                          torch.zeros(frames - 1, dtype=torch.bool))
-    schedule = respaced_schedule(50)
+    schedule = respaced_schedule(defaults.OFFICIAL_STEPS)
+    step, strength = defaults.OFFICIAL_STEPS // 2, defaults.OFFICIAL_GUIDANCE_STRENGTH
     own, guidance = float("inf"), float("inf")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -79,10 +78,10 @@ def coordinator_seconds_per_frame(latent: tuple[int, int], frames: int = 9, repe
             start = time.process_time()
             eps_sum = torch.zeros_like(x).index_add_(0, torch.arange(frames), eps)  # gathering the windows' eps
             noise = torch.randn(x.shape, generator=generator)  # the clip's noise stream is drawn here
-            y = ddpm_step(schedule, 25, x, eps_sum, noise)
-            y = y - (-10.0) * schedule.log_variance(25) * grad  # the update with the gathered gradient
+            y = ddpm_step(schedule, step, x, eps_sum, noise)
+            y = y - (-strength) * schedule.log_variance(step) * grad  # the update with the gathered gradient
             middle = time.process_time()
-            clip_guidance_step(y, schedule, 25, motion, 10.0, pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
+            clip_guidance_step(y, schedule, step, motion, strength, pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
             end = time.process_time()
         own, guidance = min(own, middle - start), min(guidance, end - middle)
     torch.set_num_threads(threads)
@@ -93,7 +92,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tflops", type=float, default=100.0, help="assumed sustained TFLOP/s of one GPU (fp16)")
     parser.add_argument("--frames", type=int, default=300, help="frames of the clip (300 = 10 s at 30 fps)")
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=defaults.OFFICIAL_STEPS)
     parser.add_argument("--gpus", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--links", type=float, nargs="+", default=[10.0, 100.0], help="coordinator link, Gb/s")
     parser.add_argument("--no-measure", action="store_true", help="leave the coordinator's own work out")
@@ -104,12 +103,13 @@ def main():
     print(f"clip {args.frames} frames, {args.steps} steps, default mode; GPU rate assumed {args.tflops:g} TFLOP/s "
           f"sustained; links {', '.join(f'{b:g}' for b in args.links)} Gb/s at the coordinator\n")
     nets = Networks()
-    count, window_frames = windows_per_step(args.frames, args.steps)
     rows = []
     for name, (H, W) in CASES.items():
         plan = LRPlan.create(H, W, scale=4)
         h, w = plan.latent_size
-        unet = default_mode_work(nets, h, w, args.steps) / args.steps  # FLOP per frame per step
+        sampling = default_plan(h, w, args.steps, args.frames)
+        count, window_frames = windows_per_step(sampling)  # the same at every size: windows do not depend on it
+        unet = default_mode_work(nets, sampling) / args.steps  # FLOP per frame per step
         window_flop = unet * window_frames
         latent_bytes = 4 * h * w * FLOAT32  # one frame's latent, float32
         sent, back = 2 * window_frames * latent_bytes, window_frames * latent_bytes

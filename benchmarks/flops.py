@@ -19,72 +19,41 @@ import json
 import pathlib
 import time
 
-from _common import machine
+from _common import DenoiseFlops, count, machine, meta
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mgld_vsr.models.loader import build_empty, official_config
+from mgld_vsr.pipeline import defaults
 from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import image_tiles
-from mgld_vsr.pipeline.sampling.tiling import fitted_origins, fitted_tile, shifted_tile_grid, tile_origins
 from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions
-from mgld_vsr.pipeline.sampling.plan import tile_overlap_at, windows_at
+from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
+from mgld_vsr.pipeline.sampling.tiling import blended_layout, fitted_origins
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows
 
-WINDOW, OVERLAP = 5, 2  # 5-frame windows; OVERLAP: the fixed blended alternative (window_overlap 2), the 'blended' column
-TILE, TILE_OVERLAP = 64, 32  # latent tiles of both modes
-VQGAN_TILE, VQGAN_STRIDE = 960, 750  # the official script's image tiles (pixels)
+WINDOW = defaults.OFFICIAL_WINDOW  # frames per temporal window (and per official segment)
+OVERLAP = 2  # window overlap of the fixed blended alternative (the 'blended' column)
+TILE, TILE_OVERLAP = defaults.OFFICIAL_LATENT_TILE, defaults.OFFICIAL_LATENT_TILE_OVERLAP  # the official canvas
+VQGAN_TILE, VQGAN_STRIDE = defaults.OFFICIAL_IMAGE_TILE, defaults.OFFICIAL_IMAGE_TILE_STRIDE  # its image tiles (px)
 CASES = [(128, 128), (270, 480), (540, 960)]
 CLIP = 300  # frames of the clip whose default-mode windows are enumerated (work per frame of a long clip)
-DECODE_TILE = 768 // 8  # the decoder node's default decode_tile (768 px), in latent pixels
-DECODE_TILE_OVERLAP = 8  # decode_window's feathered overlap, latent pixels
+DECODE_TILE = defaults.DECODE_TILE_PX // 8  # the decoder node's default decode tile, in latent pixels
 CASE_NAMES = {(128, 128): "128->512", (270, 480): "1080p", (540, 960): "4k"}
 REFERENCE_1080P = (1404.0, 427.0)  # official TFLOP/frame, minimum TFLOP/frame quoted by the reference (50 steps)
 
 
-def meta(*shape, dtype=torch.float32):
-    return torch.empty(*shape, dtype=dtype, device="meta")
-
-
-def count(fn) -> int:
-    """FLOPs of ``fn()`` on meta tensors; retried under FakeTensorMode if an op has no meta kernel."""
-    try:
-        with FlopCounterMode(display=False) as counter:
-            fn(lambda t: t)
-        return counter.get_total_flops()
-    except (NotImplementedError, RuntimeError) as exc:
-        if isinstance(exc, RuntimeError) and "meta" not in str(exc).lower():
-            raise  # a real shape error, not a missing meta kernel
-        from torch._subclasses.fake_tensor import FakeTensorMode
-
-        print(f"  (meta run failed: {type(exc).__name__}: {str(exc)[:80]}; retrying with FakeTensorMode)")
-        mode = FakeTensorMode(allow_non_fake_inputs=True)
-        with FlopCounterMode(display=False) as counter, mode:
-            fn(lambda t: mode.from_tensor(t))
-        return counter.get_total_flops()
-
-
 class Networks:
     def __init__(self):
-        self.unet = build_empty("unet", official_config("unet")).eval()
-        self.lr_encoder = build_empty("lr_encoder", official_config("lr_encoder")).eval()
+        self.denoise = DenoiseFlops.full_size()
         self.first_stage = build_empty("first_stage", official_config("first_stage")).eval()
         self.video_vae = build_empty("video_vae", official_config("video_vae")).eval()
         self._cache = {}
 
     def denoise_eval(self, h: int, w: int, frames: int = WINDOW) -> int:
         """One denoising evaluation (LR encoder + UNet) of ``frames`` frames on an h x w latent."""
-        key = ("denoise", h, w, frames)
-        if key not in self._cache:
-            def run(wrap):
-                x, lr = wrap(meta(frames, 4, h, w)), wrap(meta(frames, 4, h, w))
-                t, context = wrap(meta(1, dtype=torch.long)), wrap(meta(1, 77, 1024))
-                with torch.no_grad():
-                    self.unet(x, t, context, self.lr_encoder(lr, t), num_frames=frames)
-            self._cache[key] = count(run)
-        return self._cache[key]
+        return self.denoise(frames, frames, h, w)
 
     def first_stage_encode(self, H: int, W: int) -> int:
         def run(wrap):
@@ -108,7 +77,7 @@ class Networks:
             def run(wrap):
                 with torch.no_grad():
                     _, feats = self.video_vae.encode(wrap(meta(n, 3, 8 * th, 8 * tw)))
-                    self.video_vae.decode(wrap(meta(n, 4, th, tw)), feats, 1.0)
+                    self.video_vae.decode(wrap(meta(n, 4, th, tw)), feats, defaults.FUSION_W)
             self._cache[key] = count(run)
         return self._cache[key]
 
@@ -140,38 +109,37 @@ class Networks:
             with torch.no_grad():
                 _, feats = self.video_vae.encode(wrap(meta(n, 3, H, W)))
                 with FlopCounterMode(display=False) as inner:
-                    self.video_vae.decode(wrap(meta(n, 4, H // 8, W // 8)), feats, 1.0)
+                    self.video_vae.decode(wrap(meta(n, 4, H // 8, W // 8)), feats, defaults.FUSION_W)
                 run.flops = inner.get_total_flops()
         count(run)
         return run.flops // n
 
 
-def default_mode_work(nets: "Networks", h: int, w: int, steps: int, frames: int = CLIP) -> float:
-    """Exact default-mode work per output frame: the windows and latent tiles of every step enumerated.
+def default_plan(h: int, w: int, steps: int, frames: int = CLIP) -> SamplingPlan:
+    """The default mode's sampling plan (shipped options, no scene cut) of an ``frames``-frame clip on an h x w latent."""
+    return SamplingPlan.create(SamplingOptions(steps=steps), frames, (h, w))
+
+
+def default_mode_work(nets: "Networks", plan: SamplingPlan) -> float:
+    """Exact default-mode work per output frame: every step's latent tiles times its windows' frames, as
+    the sampling plan lays them out.
 
     Each (tile size, window length) evaluation is counted once; the UNet's work is linear in the
     number of frames apart from the temporal attention, so an evaluation of t frames is counted as
     t/5 of the 5-frame one (``linearity`` in the output shows how exact that is).
     """
-    options = SamplingOptions(steps=steps)
     total = 0.0
-    for step in range(steps):
-        overlap = tile_overlap_at(step, steps, options)
-        if overlap is None:
-            tiles = [(th, tw) for _, _, th, tw in shifted_tile_grid(h, w, options.tile, step)]
-        else:
-            th, tw = fitted_tile(options.tile, h), fitted_tile(options.tile, w)
-            count = len(tile_origins(h, th, min(overlap, th - 1))) * len(tile_origins(w, tw, min(overlap, tw - 1)))
-            tiles = [(th, tw)] * count
-        tile_work = sum(nets.denoise_eval(th, tw) for th, tw in tiles) / WINDOW  # one frame, all tiles
-        total += tile_work * sum(len(win.frames) for win in windows_at(step, steps, frames, options, None))
-    return total / frames
+    for step in plan.steps:
+        tile_work = sum(nets.denoise_eval(th, tw) for _, _, th, tw in step.tiles.tiles) / WINDOW  # one frame, all tiles
+        total += tile_work * step.window_frames
+    return total / plan.num_frames
 
 
 def latent_tiles(h: int, w: int) -> tuple[int, int, int]:
-    """(tile height, tile width, tiles per step) for 64/32 tiling of an h x w latent."""
-    th, tw = fitted_tile(TILE, h), fitted_tile(TILE, w)
-    return th, tw, len(tile_origins(h, th, min(TILE_OVERLAP, th - 8))) * len(tile_origins(w, tw, min(TILE_OVERLAP, tw - 8)))
+    """(tile height, tile width, tiles per step) of the official 64/32 canvas on an h x w latent."""
+    canvas = blended_layout(h, w, TILE, TILE_OVERLAP)
+    _, _, th, tw = canvas.tiles[0]
+    return th, tw, len(canvas.tiles)
 
 
 def guidance_per_frame(h: int, w: int, steps: int, frames: int = 9) -> int:
@@ -185,8 +153,8 @@ def guidance_per_frame(h: int, w: int, steps: int, frames: int = 9) -> int:
     def run(wrap):
         pair = lambda c: wrap(meta(frames - 1, c, h, w))  # noqa: E731
         cuts = wrap(torch.zeros(frames - 1, dtype=torch.bool, device="meta"))
-        clip_guidance_step(wrap(meta(frames, 4, h, w)), schedule, steps // 2,
-                           MotionField(pair(2), pair(2), pair(1), pair(1), cuts), 10.0, device=torch.device("meta"))
+        clip_guidance_step(wrap(meta(frames, 4, h, w)), schedule, steps // 2, MotionField(pair(2), pair(2), pair(1), pair(1), cuts),
+                           defaults.OFFICIAL_GUIDANCE_STRENGTH, device=torch.device("meta"))
     return count(run) * steps // frames
 
 
@@ -202,7 +170,8 @@ def vae_as_run(nets: "Networks", plan, mode: str, frames: int = CLIP) -> float:
         return segments * len(origins) * per_tile / frames
     # default: whole frames through the first stage once; the decoder's windows and fitted tiles
     h, w = plan.latent_size
-    (th, ys), (tw, xs) = fitted_origins(h, DECODE_TILE, DECODE_TILE_OVERLAP), fitted_origins(w, DECODE_TILE, DECODE_TILE_OVERLAP)
+    (th, ys), (tw, xs) = fitted_origins(h, DECODE_TILE, defaults.DECODE_TILE_OVERLAP), fitted_origins(
+        w, DECODE_TILE, defaults.DECODE_TILE_OVERLAP)
     windows = plan_windows(frames, WINDOW, DECODE_WINDOW_OVERLAP)
     return (nets.first_stage_frames(1, hp, wp) + len(windows) * len(ys) * len(xs) * nets.cfw_window_tile(th, tw) / frames)
 
@@ -213,7 +182,7 @@ def tflop(x: float) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=defaults.OFFICIAL_STEPS)
     parser.add_argument("--no-untiled", action="store_true", help="skip the exact untiled (whole-latent) count")
     parser.add_argument("--json", type=pathlib.Path, help="write the per-case, per-mode figures to this file")
     args = parser.parse_args()
@@ -240,7 +209,7 @@ def main():
         ith, itw, itiles = latent_tiles(ih, iw)
         official_script = len(origins) * itiles * nets.denoise_eval(ith, itw) / WINDOW * steps
         blended = official_canvas * WINDOW / (WINDOW - OVERLAP)
-        default = default_mode_work(nets, h, w, steps)
+        default = default_mode_work(nets, default_plan(h, w, steps))
         minimum = tile_eval * (h * w) / (th * tw) / WINDOW * steps
         untiled = None
         if not args.no_untiled:

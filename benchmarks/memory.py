@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Peak accelerator memory per pipeline stage, full-size models in fp16, counted on meta tensors.
+"""Peak accelerator memory per pipeline stage, full-size models in fp16: counted on meta tensors, and measured on CUDA.
 
-    python benchmarks/memory.py [--lr 270x480 --lr 540x960] [--decode-tile 768] [--flow-chunk N]
+    python benchmarks/memory.py [--lr 270x480 --lr 540x960] [--decode-tile 768] [--flow-chunk N] [--no-measure]
 
 Issue #5 target 1: one temporal window, 270x480 -> 1080x1920 within 12 GB and 540x960 -> 4K
 within 24 GB. Each stage holds only its own models on the device (models move there per stage),
@@ -15,27 +15,39 @@ default: fused SDPA kernels hold no score matrix). The "+ window tensors" column
 the tensors the pipeline code keeps around a stage (listed in the comments of ``report``), not a
 measurement. Neither includes the CUDA context (about 0.3-0.5 GB), cuBLAS/cuDNN workspaces or the
 caching allocator's rounding and fragmentation: budget some hundreds of MB above the printed peak.
-``benchmarks/gpu.py`` measures the stage peaks with ``torch.cuda.max_memory_allocated`` on a GPU.
+
+Where CUDA is at hand (unless ``--no-measure``), each stage's unit of work then runs on full-size
+networks with random weights, and its peak ``torch.cuda.max_memory_allocated`` above what was
+resident before is printed next to ``pipeline/memory/estimate.py``'s figure for the same unit
+(:func:`stage_memory`; ``gpu.py`` runs it as its ``memory/<size>`` sections, ``--tiny`` on CPU, where
+only the estimates are printed).
 """
+from __future__ import annotations
+
 import argparse
+import functools
 import time
 
-from _common import machine
+from _common import DeviceRun, Sizes, FULL, device_networks, machine, one_tile_eval, synthetic_clip
 
 import torch
 
 from mgld_vsr.models.attention import planned_for
 from mgld_vsr.models.loader import build_empty, official_config
+from mgld_vsr.pipeline import defaults
+from mgld_vsr.pipeline.decoding.cfw import decode_window
 from mgld_vsr.pipeline.frames import LRPlan, flow_network_input
-from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK
+from mgld_vsr.pipeline.sampling.guidance import GUIDANCE_PAIRS_PER_CHUNK, clip_guidance_step
 from mgld_vsr.pipeline.memory.estimate import (GiB, decode_peak, encode_peak, flow_peak, guidance_peak, measure,
                                                meta_copy, sampling_peak)
-from mgld_vsr.pipeline.motion.field import flow_chunk_for
+from mgld_vsr.pipeline.motion.field import MotionField, clip_flows, flow_chunk_for
+from mgld_vsr.pipeline.sampling.loop import encode_lr_latents
+from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
 
 GB = 10 ** 9  # the issue's targets are in GB
 DTYPE = torch.float16
 TARGETS_GB = {(270, 480): 12, (540, 960): 24}
-WINDOW = 5  # frames per temporal window (the model's trained length and the video VAE's num_frames)
+WINDOW = defaults.OFFICIAL_WINDOW  # frames per temporal window (the model's trained length and the video VAE's num_frames)
 SAMPLING_TILES = (32, 64, 72, 96)  # latent tile sides: the default mode's tiles vary between 32 and 96
 F32 = 4
 
@@ -131,6 +143,88 @@ def report(lr: tuple[int, int], models: dict, decode_tile: int, flow_chunk: int)
     return verdict == "PASS"
 
 
+# ------------------------------------------------------------------------------- measured on the device
+
+def stage_memory(models: dict, device: torch.device, dtype: torch.dtype, lr: tuple[int, int], sizes: Sizes) -> dict:
+    """Measured peak bytes above the resident ones, per stage of one window, against the estimate (CUDA only:
+    elsewhere the measurement is recorded as skipped and the estimates still given)."""
+    plan = LRPlan.create(*lr, 4, min_short_side=sizes.min_short_side)
+    h, w = plan.latent_size
+    hp, wp = plan.padded
+    tile = min(sizes.tile, h - h % 8, w - w % 8)
+    window = models["video_vae"].num_frames
+    frames = synthetic_clip(window, lr)
+    weights = {k: measure([m], lambda: None)[0] for k, m in models.items() if isinstance(m, torch.nn.Module)}
+    flow_pairs = 2 * (min(window, flow_chunk_for(plan)) - 1)
+    decode_tile = min(defaults.DECODE_TILE_PX // 8, h, w)
+    stages = {
+        "raft": (flow_peak(models["raft"], flow_pairs, *plan.flow_size) - weights["raft"],
+                 lambda: clip_flows(models["raft"], frames, plan, cut_threshold=float("inf"))),
+        "encode": (encode_peak(models["first_stage"], 1, hp, wp, dtype) - weights["first_stage"],
+                   lambda: encode_lr_latents(models["first_stage"], frames[:1], plan, torch.Generator(), chunk=1)),
+        "sampling_tile": (sampling_peak(models["unet"], models["lr_encoder"], window, tile, tile, dtype)
+                          - weights["unet"] - weights["lr_encoder"],
+                          lambda: one_tile_eval(models, device, window, tile)),
+        "guidance": (guidance_peak(window, h, w), lambda: _guidance(device, window, h, w)),
+        "decode_tile": (decode_peak(models["video_vae"], window, decode_tile, decode_tile, dtype)
+                        - weights["video_vae"],
+                        lambda: _decode_tile(models, device, dtype, window, decode_tile)),
+    }
+    out = {"lr": list(lr), "dtype": str(dtype).replace("torch.", "")}
+    for name, (estimated, run) in stages.items():
+        row = {"estimate_gb": estimated / 1e9}
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            with torch.no_grad():
+                run()
+            torch.cuda.synchronize()
+            measured = torch.cuda.max_memory_allocated() - before
+            row.update(measured_gb=measured / 1e9, estimate_over_measured=estimated / max(measured, 1),
+                       within_15_percent=abs(estimated / max(measured, 1) - 1) <= 0.15)
+        else:
+            row["measured"] = {"skipped": "needs CUDA"}
+        out[name] = row
+    return out
+
+
+def _guidance(device, frames, h, w):
+    pair = lambda c: torch.zeros(frames - 1, c, h, w, device=device)  # noqa: E731
+    motion = MotionField(pair(2), pair(2), pair(1), pair(1), torch.zeros(frames - 1, dtype=torch.bool, device=device))
+    schedule = respaced_schedule(defaults.OFFICIAL_STEPS)
+    return clip_guidance_step(torch.randn(frames, 4, h, w, device=device), schedule, defaults.OFFICIAL_STEPS // 2, motion,
+                              defaults.OFFICIAL_GUIDANCE_STRENGTH, device=device, pairs_per_chunk=GUIDANCE_PAIRS_PER_CHUNK)
+
+
+def _decode_tile(models, device, dtype, frames, tile):
+    z = torch.randn(frames, 4, tile, tile, device=device, dtype=dtype)
+    lr = torch.rand(frames, 3, 8 * tile, 8 * tile, device=device, dtype=dtype) * 2 - 1
+    return decode_window(models["video_vae"], z, lr, defaults.FUSION_W, tile=0)
+
+
+def measured_sections(models: dict, run: DeviceRun, dtype: torch.dtype) -> list:
+    """``gpu.py``'s ``memory/<size>`` sections: :func:`stage_memory` at each of the run's memory sizes."""
+    return [(f"memory/{lr[0]}x{lr[1]}", functools.partial(stage_memory, models, run.device, dtype, lr, run.sizes))
+            for lr in run.sizes.memory]
+
+
+def print_measured(sizes: list[tuple[int, int]]) -> None:
+    """The stage peaks measured on this CUDA device next to their estimates (full-size networks, fp16)."""
+    device = torch.device("cuda")
+    models = device_networks(False, device, DTYPE)
+    print(f"\n# measured on {torch.cuda.get_device_name(device)}: peak torch.cuda.max_memory_allocated of each "
+          "stage's unit of work above the resident weights and inputs, full-size random-weight networks, fp16")
+    for lr in sizes:
+        rows = stage_memory(models, device, DTYPE, lr, FULL)
+        print(f"\n## LR {lr[0]}x{lr[1]}\n{'stage':<16}{'estimate GB':>12}{'measured GB':>12}{'est/meas':>10}")
+        for stage, row in rows.items():
+            if isinstance(row, dict):
+                print(f"{stage:<16}{row['estimate_gb']:>12.2f}{row['measured_gb']:>12.2f}"
+                      f"{row['estimate_over_measured']:>9.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", action="append", help="LR size HxW (repeatable; default: 270x480 and 540x960)")
@@ -139,6 +233,7 @@ def main():
                         help="frames per RAFT call in clip_flows (default: the pipeline's choice for the size)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),
                         help="device type the attention is counted for (default cuda: fused SDPA kernels)")
+    parser.add_argument("--no-measure", action="store_true", help="on CUDA, print only the counted estimates")
     args = parser.parse_args()
     sizes = [tuple(map(int, s.split("x"))) for s in (args.lr or ["270x480", "540x960"])]
     print(f"# {machine()}")
@@ -151,6 +246,8 @@ def main():
     with planned_for(args.device):
         ok = all([report(lr, models, args.decode_tile, args.flow_chunk) for lr in sizes])  # a list: every size
     print(f"\n# counted in {time.perf_counter() - start:.1f} s")
+    if torch.cuda.is_available() and not args.no_measure:
+        print_measured(sizes)
     raise SystemExit(0 if ok else 1)
 
 

@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Quality of the sampling modes on a held-out real clip, with the trained stand-in model.
 
-    python benchmarks/quality.py [--quick] [--json FILE] [--frames N] [--steps S] [--threads T] [--variant ...]
+    python benchmarks/quality.py [--quick] [--json FILE] [--frames N] [--steps S] [--threads T] [--variant ...] [--seams]
+    python benchmarks/quality.py --decoder [--frames N] [--steps S] [--json FILE]
 
 The stand-in (``benchmarks/standin/``: the pack's network classes at a small size, trained on
-natural video) runs through the real pipeline (``pipeline/video.py`` sample_video + decode_video,
-``pipeline/official.py``) on frames of Big Buck Bunny, a clip it never saw, degraded x4 as in
-training. Its motion comes from OpenCV's DIS flow fed through the pack's flow code
+natural video) runs through the real pipeline (``sample_video`` of ``pipeline/sampling/loop.py``,
+``decode_video`` of ``pipeline/decoding/cfw.py``, ``pipeline/official.py``) on frames of Big Buck
+Bunny, a clip it never saw, degraded x4 as in training. Its motion comes from OpenCV's DIS flow fed through the pack's flow code
 (``clip_flows``: occlusion check, scene cuts, resizing) in place of RAFT. Its native latent tile is
 32 (256 px), so the benchmark's 512-px frames (a 64x64 latent) are 2x2 native tiles, as 1024-px
 frames are for the real model; tile sizes below are the real model's halved.
 
-Modes (same seed, hence the same noise in every pipeline/video.py run):
+Modes (same seed, hence the same noise in every default-mode run):
 * ``untiled``: the reference; one tile covering the latent, one window covering the clip;
 * ``default``: the pack's default mode (shifted tiles and windows, blended start/finish steps);
 * ``fixed_grid``: fixed Gaussian-blended 32/16 tiles (the official 64/32 at half scale), fixed
@@ -23,14 +24,22 @@ Per mode:
 * ``seam``: |latents - untiled latents| averaged along every latent row and column (4 px from
   the edge excluded), the worst line over the median line (1 = no line anywhere);
 * ``border_flicker``: motion-compensated change between neighbouring output frames (the per-pair
-  warping error) at the borders of the last step's temporal windows, over the same inside the
-  windows (1 = borders invisible). For ``untiled`` it is measured at the default mode's border
-  pairs: the content's own ratio there;
-* ``warping_error``: the paper's temporal consistency metric (x1000, ``pipeline/metrics.py``);
+  warping error) at the borders of the last step's temporal windows (as the sampling plan laid them
+  out), over the same inside the windows (1 = borders invisible). For ``untiled`` it is measured at
+  the default mode's border pairs: the content's own ratio there;
+* ``warping_error``: the paper's temporal consistency metric (x1000, ``pipeline/motion/warping_error.py``);
 * ``psnr`` (RGB) / ``ssim`` (luma) against the HR frames;
 * ``unet_tflop_per_frame``: LR encoder + UNet work per output frame, counted on the meta device for
-  every call the run made (``benchmarks/flops.py``'s counter); ``wall_s`` / ``cpu_s``: sampling + decoding.
+  every call the run made (``_common.DenoiseFlops``, as ``benchmarks/flops.py`` prices it);
+  ``wall_s`` / ``cpu_s``: sampling + decoding.
 A guidance sweep (not with ``--quick``) runs the default mode at strength 0, the default, and twice the default.
+``--variant`` adds default-mode runs with other sampling options (``start_fraction=0``: no blended start steps).
+
+``--seams`` adds where the deviation from the untiled run sits, for each mode sampled from a plan: averaged
+within 1 latent pixel of the last step's inner tile edges, of any step's, and away from every edge
+(the interior). A seam shows as a ratio to the interior well above 1; shifted borders cover almost every
+pixel at some step, so their interior is small (or empty: then no ratio), which is why ``seam`` (a line
+anywhere) is the headline figure. ``--decoder`` is the decoder's window-overlap study instead.
 """
 from __future__ import annotations
 
@@ -43,27 +52,24 @@ import pathlib
 import sys
 import time
 
-from _common import ROOT, machine
+from _common import ROOT, DenoiseFlops, machine
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "standin"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import data as standin_data  # noqa: E402
 import model as standin_model  # noqa: E402
 from flow import DISFlow  # noqa: E402
-from flops import count, meta  # noqa: E402
-from mgld_vsr.models.loader import build_empty  # noqa: E402
-from mgld_vsr.pipeline.sampling import loop as video  # noqa: E402
+from mgld_vsr.pipeline import defaults  # noqa: E402
 from mgld_vsr.pipeline.frames import LRPlan, bicubic_upsample, uint8_to_model_range  # noqa: E402
 from mgld_vsr.pipeline.motion.warping_error import warping_errors  # noqa: E402
 from mgld_vsr.pipeline.motion.field import clip_flows  # noqa: E402
 from mgld_vsr.pipeline.official import official_decode, official_sample  # noqa: E402
-from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video
-from mgld_vsr.pipeline.decoding.cfw import decode_video
-from mgld_vsr.pipeline.sampling.plan import windows_at  # noqa: E402
+from mgld_vsr.pipeline.sampling.loop import sample_video  # noqa: E402
+from mgld_vsr.pipeline.decoding.cfw import decode_video  # noqa: E402
+from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan  # noqa: E402
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows  # noqa: E402
 
 TILE = standin_model.NATIVE_TILE
@@ -72,8 +78,8 @@ MODES = ("untiled", "default", "fixed_grid", "official")
 #: 64-latent tile); the stand-in's is half that, like its tile.
 MIN_SHORT_SIDE = 8 * TILE
 STRENGTH = SamplingOptions().strength
-SEED = 0
-DEC_W = 1.0  # the decoder node's default fusion weight, for every mode
+SEED = defaults.SEED
+DEC_W = defaults.FUSION_W  # the decoder node's default fusion weight, for every mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +160,7 @@ def to_8bit(frames01: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# FLOPs of every UNet call of a run
+# FLOPs of every UNet call of a run (priced by _common.DenoiseFlops)
 # ---------------------------------------------------------------------------------------------
 
 class CallLog:
@@ -172,30 +178,6 @@ class CallLog:
         self.handle.remove()
 
 
-class FlopCounter:
-    """LR encoder + UNet FLOPs of a call shape, counted once on the meta device and cached."""
-
-    def __init__(self, unet, lr_encoder):
-        self.unet = build_empty("unet", unet.config).eval()
-        self.lr_encoder = build_empty("lr_encoder", lr_encoder.config).eval()
-        self.context_dim = unet.config.context_dim
-        self.cache = {}
-
-    def call(self, batch: int, frames: int, h: int, w: int) -> int:
-        key = (batch, frames, h, w)
-        if key not in self.cache:
-            def run(wrap):
-                x, lr = wrap(meta(batch, 4, h, w)), wrap(meta(batch, 4, h, w))
-                t, context = wrap(meta(1, dtype=torch.long)), wrap(meta(1, 77, self.context_dim))
-                with torch.no_grad():
-                    self.unet(x, t, context, self.lr_encoder(lr, t), num_frames=frames)
-            self.cache[key] = count(run)
-        return self.cache[key]
-
-    def total(self, calls) -> int:
-        return sum(self.call(*c) for c in calls)
-
-
 # ---------------------------------------------------------------------------------------------
 # Runs
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +190,7 @@ class Result:
     calls: list
     wall_s: float
     cpu_s: float
+    sampling: SamplingPlan | None = None  # where the tiles and windows fell (None: official mode)
 
 
 def official_latents(result, n: int) -> torch.Tensor:
@@ -239,17 +222,19 @@ def run_mode(name: str, nets: dict, frames: torch.Tensor, flow, plan: LRPlan, se
                 out = official_decode(result, frames, nets["video_vae"], dec_w=DEC_W).float() / 255
                 latents = official_latents(result, n)
                 borders = [a != b for a, b in _segment_ids(n)]
+                sampling = None
             else:
                 motion = flow.motion_for(plan)
                 result = sample_video(frames, motion, plan, unet=nets["unet"], lr_encoder=nets["lr_encoder"],
                                       first_stage=nets["first_stage"], context=nets["context"], options=options)
                 out = to_8bit(decode_video(result, frames, nets["video_vae"], dec_w=DEC_W))
                 latents = result.latents
-                last = windows_at(setting.steps - 1, setting.steps, n, options, flow.cuts)
+                sampling = SamplingPlan.create(options, n, plan.latent_size, flow.cuts)  # the plan sample_video ran
+                last = sampling.steps[-1].windows
                 borders = border_pairs(last) if len(last) > 1 else None
     finally:
         log.close()
-    return Result(latents, out, borders, log.calls, time.perf_counter() - wall, time.process_time() - cpu)
+    return Result(latents, out, borders, log.calls, time.perf_counter() - wall, time.process_time() - cpu, sampling)
 
 
 def _segment_ids(n: int):
@@ -260,22 +245,18 @@ def _segment_ids(n: int):
     return [(ids[i], ids[i + 1]) for i in range(n - 1)]
 
 
-@contextlib.contextmanager
-def policy(spec: str):
-    """Default mode with other policy constants of ``pipeline/video.py`` for one run, e.g.
-    ``FINISH_FRACTION=0.1,FINISH_WINDOW_OVERLAP=2`` (candidates for the default, item 3 of issue #10)."""
-    saved = {}
-    try:
-        for item in filter(None, spec.split(",")):
-            key, value = item.split("=")
-            if not hasattr(video, key) or not key.isupper():
-                raise SystemExit(f"--variant: pipeline/video.py has no policy constant {key}")
-            saved[key] = getattr(video, key)
-            setattr(video, key, type(saved[key])(value) if not isinstance(saved[key], bool) else value == "1")
-        yield
-    finally:
-        for key, value in saved.items():
-            setattr(video, key, value)
+def variant(options: SamplingOptions, spec: str) -> SamplingOptions:
+    """``options`` with the sampling options ``spec`` names changed, e.g. ``finish_fraction=0.12,start_fraction=0``
+    (candidates for the default, item 3 of issue #10: the blending shares are options, so a variant is
+    planned like any other run). Names are :class:`SamplingOptions` fields, in either case."""
+    changes = {}
+    for item in filter(None, spec.split(",")):
+        key, value = item.split("=")
+        key = key.strip().lower()
+        if key not in {field.name for field in dataclasses.fields(SamplingOptions)}:
+            raise SystemExit(f"--variant: SamplingOptions has no field {key}")
+        changes[key] = type(getattr(options, key))(value)
+    return dataclasses.replace(options, **changes)
 
 
 def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
@@ -294,16 +275,52 @@ def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
     }
 
 
+def edge_mask(size: tuple[int, int], tiles, band: int = 1) -> torch.Tensor:
+    """True within ``band`` latent pixels of an inner edge of any of ``tiles`` (``(y, x, h, w)``), along the
+    whole row or column; the canvas boundary is no seam."""
+    h, w = size
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    for y, x, th, tw in tiles:
+        for edge in (y, y + th):
+            if 0 < edge < h:
+                mask[max(0, edge - band):edge + band, :] = True
+        for edge in (x, x + tw):
+            if 0 < edge < w:
+                mask[:, max(0, edge - band):edge + band] = True
+    return mask
+
+
+def edge_deviation(latents: torch.Tensor, reference: torch.Tensor, sampling: SamplingPlan) -> dict:
+    """Mean |latents - reference| (over frames and channels) everywhere, at the last step's tile edges, at
+    any step's, and in the interior no step's edge came near, with the two ratios to the interior."""
+    deviation = (latents.float() - reference.float()).abs().mean(dim=(0, 1))
+    size = tuple(deviation.shape)
+    last = edge_mask(size, sampling.steps[-1].tiles.tiles)
+    anywhere = torch.zeros(size, dtype=torch.bool)
+    for step in sampling.steps:
+        anywhere |= edge_mask(size, step.tiles.tiles)
+
+    def mean(mask):
+        return float(deviation[mask].mean()) if bool(mask.any()) else None
+
+    row = {"all": float(deviation.mean()), "last_step_edges": mean(last), "any_step_edges": mean(anywhere),
+           "interior": mean(~anywhere)}
+    for key, edges in (("last_over_interior", "last_step_edges"), ("any_over_interior", "any_step_edges")):
+        row[key] = row[edges] / row["interior"] if row[edges] is not None and row["interior"] else None
+    return row
+
+
 def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, tile: int = TILE,
-              window: int | None = None, log=print) -> dict:
-    """Run ``modes`` (and default-mode ``variants``) on the held-out clip; the report :func:`main` writes."""
+              window: int | None = None, seams: bool = False, log=print) -> dict:
+    """Run ``modes`` (and default-mode ``variants``) on the held-out clip; the report :func:`main` writes
+    (with ``seams``, also :func:`edge_deviation` of every planned run)."""
     nets = standin_model.load()
     hr, lr = standin_data.benchmark_clip(setting.frames, setting.lr_size)
     frames = torch.from_numpy(lr)
     truth = torch.from_numpy(hr).float() / 255
     plan = LRPlan.create(*setting.lr_size, scale=4, min_short_side=MIN_SHORT_SIDE)
     flow = clip_flows(DISFlow(), frames, plan)
-    counter = FlopCounter(nets["unet"], nets["lr_encoder"])
+    flops = DenoiseFlops(nets["unet"].config, nets["lr_encoder"].config)
     log(f"# stand-in {standin_model.DIFFUSION_FILE.name}; held-out {standin_data.HELD_OUT_CLIP} frames "
         f"{standin_data.BENCHMARK_START}..{standin_data.BENCHMARK_START + setting.frames - 1}, "
         f"{setting.lr_size[0]}x{setting.lr_size[1]} -> {plan.output_size[0]}x{plan.output_size[1]}, latent "
@@ -318,7 +335,7 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
             "warping_error": float(errors[torch.isfinite(errors)].mean() * 1000),
             "psnr": psnr(result.video, truth),
             "ssim": ssim(luma(result.video), luma(truth)),
-            "unet_tflop_per_frame": counter.total(result.calls) / setting.frames / 1e12,
+            "unet_tflop_per_frame": sum(flops(*call) for call in result.calls) / setting.frames / 1e12,
             "wall_s": result.wall_s,
             "cpu_s": result.cpu_s,
         }
@@ -329,8 +346,7 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
         runs[name] = run_mode(name, nets, frames, flow, plan, setting, options[name])
         log(f"  ran {name}: {runs[name].wall_s:.0f} s wall, {runs[name].cpu_s:.0f} s CPU")
     for spec in variants:
-        with policy(spec):
-            runs[f"default[{spec}]"] = run_mode("default", nets, frames, flow, plan, setting, options["default"])
+        runs[f"default[{spec}]"] = run_mode("default", nets, frames, flow, plan, setting, variant(options["default"], spec))
         log(f"  ran default[{spec}]: {runs[f'default[{spec}]'].wall_s:.0f} s wall")
     reference = runs.get("untiled")
     default_borders = runs["default"].borders if "default" in runs else None
@@ -354,10 +370,14 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
                 result = run_mode("default", nets, frames, flow, plan, setting,
                                   dataclasses.replace(options["default"], strength=strength))
             strengths[f"{strength:g}"] = metrics(result, reference, result.borders)
+    extra = {}
+    if seams and reference is not None:
+        extra["seams"] = {name: edge_deviation(result.latents, reference.latents, result.sampling)
+                          for name, result in runs.items() if name != "untiled" and result.sampling is not None}
     return {"settings": {**dataclasses.asdict(setting), "guidance": STRENGTH, "seed": SEED, "tile": tile,
                          "clip": standin_data.HELD_OUT_CLIP, "torch": torch.__version__,
                          "threads": torch.get_num_threads()},
-            "modes": table, "bicubic": baseline, "guidance_sweep": strengths, "criteria": criteria(table)}
+            "modes": table, "bicubic": baseline, "guidance_sweep": strengths, "criteria": criteria(table), **extra}
 
 
 def decoder_study(setting: Setting = DECODER, overlaps=(2, 1, 0), tile: int = TILE, log=print) -> dict:
@@ -412,8 +432,11 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--no-sweep", action="store_true", help="skip the guidance-strength sweep")
-    parser.add_argument("--variant", action="append", default=[], metavar="CONST=VALUE,...",
-                        help="also run the default mode with these pipeline/video.py policy constants")
+    parser.add_argument("--variant", action="append", default=[], metavar="OPTION=VALUE,...",
+                        help="also run the default mode with these SamplingOptions fields changed "
+                             "(e.g. start_fraction=0, finish_fraction=0.12, finish_window_overlap=1)")
+    parser.add_argument("--seams", action="store_true",
+                        help="also the deviation from the untiled run at tile edges vs inside tiles")
     parser.add_argument("--decoder", action="store_true",
                         help=f"only the decoder study: window overlaps 2, 1, 0 on {DECODER.frames} frames, {DECODER.steps} steps")
     args = parser.parse_args()
@@ -430,10 +453,12 @@ def main():
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     print(f"# {machine()}")
     report = benchmark(setting, modes=args.modes.split(","), variants=args.variant,
-                       sweep=not (args.quick or args.no_sweep), log=lambda line: print(line, flush=True))
+                       sweep=not (args.quick or args.no_sweep), seams=args.seams, log=lambda line: print(line, flush=True))
     print_table(report["modes"], report["bicubic"], report["guidance_sweep"], setting)
     for line in report["criteria"]["lines"]:
         print(line)
+    if "seams" in report:
+        print_seams(report["seams"])
     report["wall_s"] = time.perf_counter() - start_wall
     report["cpu_s"] = time.process_time() - start_cpu
     print(f"\nwall time {report['wall_s']:.0f} s, process CPU time {report['cpu_s']:.0f} s")
@@ -483,6 +508,19 @@ def print_table(table: dict, baseline: dict, sweep: dict, setting: Setting) -> N
         for strength, row in sweep.items():
             print(f"  {strength:>5}: {_fmt(row['warping_error'])}, {_fmt(row['border_flicker'])}, "
                   f"{_fmt(row['seam'])}, {_fmt(row['psnr'])}")
+
+
+
+def print_seams(rows: dict) -> None:
+    print("\nseams at tile edges: |latents - untiled latents|, mean over frames and channels, within 1 latent px of "
+          "an inner tile edge")
+    head = (f"{'mode':<14}{'all':>8}{'last-step edges':>17}{'any-step edges':>16}{'interior':>10}{'last/int':>10}"
+            f"{'any/int':>9}")
+    print(head)
+    print("-" * len(head))
+    for name, row in rows.items():
+        print(f"{name:<14}{_fmt(row['all'], 4):>8}{_fmt(row['last_step_edges'], 4):>17}{_fmt(row['any_step_edges'], 4):>16}"
+              f"{_fmt(row['interior'], 4):>10}{_fmt(row['last_over_interior']):>10}{_fmt(row['any_over_interior']):>9}")
 
 
 if __name__ == "__main__":

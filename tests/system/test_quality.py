@@ -47,12 +47,48 @@ def test_border_pairs_of_disjoint_and_overlapping_windows():
     assert quality.border_pairs(mirrored) == [False, False]
 
 
+def test_variant_changes_the_named_sampling_options():
+    from mgld_vsr.pipeline.sampling.plan import SamplingOptions
+
+    base = SamplingOptions(steps=13, tile=32)
+    changed = quality.variant(base, "start_fraction=0,FINISH_FRACTION=0.12,finish_window_overlap=1")
+    assert (changed.start_fraction, changed.finish_fraction, changed.finish_window_overlap) == (0.0, 0.12, 1)
+    assert (changed.steps, changed.tile) == (13, 32)
+    with pytest.raises(SystemExit):
+        quality.variant(base, "START_FRACTON=0")
+
+
+def test_edge_deviation_finds_deviation_at_the_last_steps_tile_edges():
+    from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
+
+    # 2 steps on a 32x32 latent with 16-px tiles: one shifted step, one blended finishing step
+    plan = SamplingPlan.create(SamplingOptions(steps=2, tile=16), 3, (32, 32))
+    last = quality.edge_mask((32, 32), plan.steps[-1].tiles.tiles)
+    assert last[7:9].all() and last[:, 15:17].all() and not last[:6, :6].any()  # whole rows and columns
+    reference = torch.zeros(3, 4, 32, 32)
+    latents = torch.full_like(reference, 0.1)
+    latents[..., last] += 1.0
+    row = quality.edge_deviation(latents, reference, plan)
+    assert row["last_step_edges"] == pytest.approx(1.1)
+    assert row["interior"] == pytest.approx(0.1)
+    assert row["last_over_interior"] == pytest.approx(11.0)
+    assert row["any_step_edges"] <= row["last_step_edges"]
+    # tile edges near every row and column: no interior, so no ratio rather than a division by nothing
+    from types import SimpleNamespace
+    from mgld_vsr.pipeline.sampling.tiling import TileLayout
+
+    tiny_tiles = TileLayout(tuple((y, x, 2, 2) for y in range(1, 15, 2) for x in range(1, 15, 2)), None)
+    dense = SimpleNamespace(steps=[SimpleNamespace(tiles=tiny_tiles)])
+    row = quality.edge_deviation(latents[..., :16, :16], reference[..., :16, :16], dense)
+    assert row["interior"] is None and row["last_over_interior"] is None
+
+
 @pytest.fixture(scope="module")
 def report():
     # 4 frames in 3-frame windows, 2 steps (one shifted, one finishing), 32-px latent tiles on the 64x64
     # latent of 512-px frames (the flow code's smallest input): tiles and windows really split.
     setting = quality.Setting(frames=4, steps=2, lr_size=(128, 128))
-    return quality.benchmark(setting, window=3, log=lambda _: None)
+    return quality.benchmark(setting, window=3, seams=True, log=lambda _: None)
 
 
 def test_report_layout(report):
@@ -78,3 +114,10 @@ def test_figures_make_sense(report):
     flops = {name: row["unet_tflop_per_frame"] for name, row in modes.items()}
     assert flops["untiled"] < flops["default"] < flops["fixed_grid"], flops
     assert report["criteria"]["pass"] in (True, False)
+
+
+def test_seams_section_covers_the_planned_tiled_modes(report):
+    # official mode has no sampling plan and the untiled run is the reference: neither has a row
+    assert set(report["seams"]) == {"default", "fixed_grid"}
+    for name, row in report["seams"].items():
+        assert row["all"] > 0 and row["last_step_edges"] > 0, (name, row)
