@@ -10,8 +10,11 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def golden_dir() -> pathlib.Path:
     from golden_lib import default_golden_dir
+    from needs import need_file
 
-    return default_golden_dir()
+    golden = default_golden_dir()
+    need_file(golden / "weights", "golden fixture set")
+    return golden
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +23,9 @@ def tiny_release(tmp_path_factory, golden_dir):
     official-format YAML the tiny UNet needs beside its checkpoint (its head width is not the default)."""
     import subprocess
 
+    from needs import need_file
+
+    need_file(golden_dir.parent / "make_release.py", "the reference set's make_release.py")
     folder = tmp_path_factory.mktemp("mgld")
     subprocess.run([sys.executable, str(golden_dir.parent / "make_release.py"), str(folder), "--golden-dir", str(golden_dir)],
                    check=True, stdout=subprocess.DEVNULL)
@@ -53,6 +59,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+#: Tiers whose tests run on one intra-op thread: their networks are tiny, and torch's thread pool costs more than
+#: it saves there (the default mode's determinism test: 15 s on one thread, 16 s on two of a quiet 2-core
+#: machine, 29 s on two of a busy one, whose spinning threads also burn twice the CPU time).
+ONE_THREAD_TIERS = ("unit", "integration")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tier_threads(request):
+    """``one_thread`` for every module of the unit and integration tiers (the system tier keeps torch's default)."""
+    if pathlib.Path(str(request.path)).parent.name in ONE_THREAD_TIERS:
+        request.getfixturevalue("one_thread")
+    yield
 
 
 @pytest.fixture(scope="module")

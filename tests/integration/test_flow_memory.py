@@ -8,11 +8,10 @@ import torch
 from mgld_vsr.nodes import host
 from mgld_vsr.nodes.flow import MGLDFlow
 from mgld_vsr.pipeline.frames import LRPlan
-from mgld_vsr.pipeline.motion import field as motion_module
+from mgld_vsr.pipeline.motion.field import flow_chunk_for
 from mgld_vsr.pipeline.memory.estimate import LiveTensorBytes, meta_copy
 
 LR = 32  # LR side: the flow runs at 128x128 (the x4 plan upsamples short sides to 512 px, RAFT at a quarter)
-CHUNK = 8  # frames per RAFT call in this test
 
 
 def _device_peak(monkeypatch, raft, frames):
@@ -31,12 +30,13 @@ def _device_peak(monkeypatch, raft, frames):
 
 def test_flow_node_device_memory_does_not_grow_with_the_clip(monkeypatch, tiny_models):
     raft = meta_copy(tiny_models["raft"], torch.float32)
-    # Frames per call come from the frame size; fix them at CHUNK so 8 frames fill exactly one call.
+    # Frames per RAFT call come from the frame size: a clip of one chunk is one call, of three chunks at least four
+    # (neighbouring calls share a frame).
     plan = LRPlan.create(LR, LR, 4)
     assert plan.flow_size == (128, 128)
-    monkeypatch.setattr(motion_module, "FLOW_PIXELS_PER_CALL", CHUNK * 128 * 128)
-    assert motion_module.flow_chunk_for(plan) == CHUNK
-    short, long = (_device_peak(monkeypatch, raft, torch.rand(n, LR, LR, 3)) for n in (8, 64))
-    flow_pairs_bytes = 63 * 2 * 2 * 128 * 128 * 4  # what 64 frames' flows would add if they stayed on the device
+    chunk = flow_chunk_for(plan)
+    assert chunk >= 2
+    short, long = (_device_peak(monkeypatch, raft, torch.rand(n, LR, LR, 3)) for n in (chunk, 3 * chunk))
+    flow_pairs_bytes = (3 * chunk - 1) * 2 * 2 * 128 * 128 * 4  # what the long clip's flows would add on the device
     assert short > 0
     assert long == short, (long, short, flow_pairs_bytes)

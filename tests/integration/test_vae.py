@@ -5,11 +5,10 @@ import math
 import pytest
 import torch
 
-from golden_lib import REPO_ROOT
 from mgld_vsr.models.vae import (LATENT_SCALE, DiagonalGaussianPosterior, Encoder, EncoderConfig, FirstStageEncoder,
                                  SpatialSelfAttention, VAEConfig)
+from needs import manifest
 
-MANIFEST = (REPO_ROOT / ".." / "shared" / "reference" / "manifests" / "mgldvsr_unet.json").resolve()
 PREFIX = "first_stage_model."
 
 
@@ -33,10 +32,9 @@ def test_latent_scale_constant():
     assert LATENT_SCALE == 0.18215
 
 
-@pytest.mark.skipif(not MANIFEST.is_file(), reason="manifest not available")
 def test_official_meta_build_matches_manifest():
-    manifest = json.loads(MANIFEST.read_text())["keys"]
-    theirs = {k[len(PREFIX):]: tuple(v) for k, v in manifest.items()
+    keys = json.loads(manifest("mgldvsr_unet.json").read_text())["keys"]
+    theirs = {k[len(PREFIX):]: tuple(v) for k, v in keys.items()
               if k.startswith(PREFIX + "encoder.") or k.startswith(PREFIX + "quant_conv.")}
     with torch.device("meta"):
         model = FirstStageEncoder(VAEConfig.official())

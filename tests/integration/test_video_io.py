@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mgld_vsr.pipeline import video_io as vio
+from needs import need_file
 
 
 # ------------------------------------------------------------------------------------------------
@@ -467,7 +468,8 @@ def test_unwritable_folder(tmp_path):
     with pytest.raises(vio.VideoWriteError, match="output folder"):
         vio.write_video(blocker / "out.mp4", numbered_frames(2), 24)
     if os.geteuid() == 0:
-        pytest.skip("root ignores folder permissions")
+        pytest.skip("running as root, which writes into a folder whatever its permission bits, so a read-only folder "
+                    "cannot be made here (test_reliability.py's read-only check uses a mount namespace instead)")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
@@ -489,8 +491,8 @@ def test_missing_parent_folders_are_created(tmp_path):
 
 def test_sample_clip():
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples", "sample_lr.mp4")
-    if not os.path.exists(path):
-        pytest.skip("examples/sample_lr.mp4 not generated")
+    need_file(path, "the sample clip examples/sample_lr.mp4",
+              "it is tracked in git (restore it, or rebuild it with python examples/make_sample_clip.py)")
     assert os.path.getsize(path) <= 1_000_000
     clip = vio.read_video(path)
     assert clip.frames.shape == (24, 96, 128, 3) and clip.fps == Fraction(24000, 1001)

@@ -4,11 +4,10 @@ import json
 import pytest
 import torch
 
-from golden_lib import REPO_ROOT
 from mgld_vsr.models.vae import EncoderConfig
 from mgld_vsr.models.video_vae import TemporalCFWVideoVAE, VideoVAEConfig
+from needs import manifest
 
-MANIFEST = (REPO_ROOT / ".." / "shared" / "reference" / "manifests" / "video_vae_cfw.json").resolve()
 T = 5
 
 
@@ -40,9 +39,8 @@ def _inputs(frames: int = T, size: int = 16, seed: int = 1):
     return image, z
 
 
-@pytest.mark.skipif(not MANIFEST.is_file(), reason="manifest not available")
 def test_official_meta_build_matches_manifest_inference_keys():
-    data = json.loads(MANIFEST.read_text())
+    data = json.loads(manifest("video_vae_cfw.json").read_text())
     theirs = {k: tuple(data["keys"][k]) for k in data["inference_keys"]}
     with torch.device("meta"):
         model = TemporalCFWVideoVAE(VideoVAEConfig.official())

@@ -3,12 +3,14 @@ import pytest
 import torch
 
 from golden_lib import PENDING_KINDS, default_golden_dir, discover, runner_for
+from needs import REFERENCE_HINT
 
 FIXTURES = discover(default_golden_dir()) if default_golden_dir().is_dir() else []
 
 
 def test_fixture_set_is_present():
-    assert FIXTURES, f"no golden fixtures under {default_golden_dir()} (set MGLD_GOLDEN_DIR)"
+    """Without fixtures the parametrised test below has nothing to run: this one fails instead."""
+    assert FIXTURES, f"golden fixture set missing (no fixtures under {default_golden_dir()}): {REFERENCE_HINT}"
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f"{f.kind}:{f.path.name}" for f in FIXTURES])

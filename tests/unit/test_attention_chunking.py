@@ -78,9 +78,8 @@ def test_a_fused_kernel_is_never_split(monkeypatch):
     monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counting)
     out = attention(q, k, v, max_score_bytes=1)
     assert len(calls) == 1 and torch.equal(out, real(q, k, v))
-    monkeypatch.setattr(attention_module, "SCORE_CHUNK_BYTES", 1)
     calls.clear()
-    attention(q.bfloat16(), k.bfloat16(), v.bfloat16())  # upcast to float32, still fused
+    attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), max_score_bytes=1)  # upcast to float32, still fused
     assert len(calls) == 1
 
 

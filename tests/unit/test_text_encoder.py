@@ -10,6 +10,7 @@ from torch import nn
 from mgld_vsr.models import clip_tokenizer as ct
 from mgld_vsr.models.loader import load_component
 from mgld_vsr.models.text_encoder import OpenCLIPTextEncoder, TextEncoderConfig
+from needs import need_file, need_module
 
 EMPTY_ROW = [ct.START_ID, ct.END_ID] + [0] * 75
 CAT_IDS = [49406, 320, 1125, 539, 320, 2368, 267, 1400, 3027, 49407]  # README 6.1, from open_clip itself
@@ -70,7 +71,7 @@ def test_context_length_option(no_vocabulary):
 def test_split_words_follows_clip_pattern():
     assert ct.split_words("it's a cat's 3d-model!! 12 <start_of_text>x") == [
         "it", "'s", "a", "cat", "'s", "3", "d", "-", "model", "!!", "1", "2", "<start_of_text>", "x"]
-    regex = pytest.importorskip("regex")
+    regex = need_module("regex")
     pattern = regex.compile(r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
                             regex.IGNORECASE)
     for text in ["caf\u00e9 na\u00efve \u00bd \u2164 \u4e2d\u6587", "''s ''' 'd 'x", "a\x1cb \x1d! c\x85d \u3000e",
@@ -78,8 +79,12 @@ def test_split_words_follows_clip_pattern():
         assert ct.split_words(text) == pattern.findall(text)
 
 
-@pytest.mark.skipif(ct.find_vocabulary() is None, reason="no CLIP vocabulary installed (open_clip_torch)")
+OPEN_CLIP_HINT = "install it without its dependencies: pip install --no-deps open_clip_torch (bash tests/run.sh does)"
+
+
 def test_real_vocabulary_reproduces_open_clip_ids():
+    if ct.find_vocabulary() is None:
+        pytest.fail(f"no CLIP vocabulary installed (open_clip_torch's BPE file): {OPEN_CLIP_HINT}", pytrace=False)
     ids = ct.tokenize(["", "a photo of a cat, high quality", "word " * 90])
     assert ids[0].tolist() == EMPTY_ROW
     assert ids[1, :10].tolist() == CAT_IDS and (ids[1, 10:] == 0).all()
@@ -89,11 +94,11 @@ def test_real_vocabulary_reproduces_open_clip_ids():
 def _open_clip_tokenize():
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        return None
-    pytest.importorskip("ftfy")
-    pytest.importorskip("regex")
-    path = f"{spec.submodule_search_locations[0]}/tokenizer.py"
-    module_spec = importlib.util.spec_from_file_location("_open_clip_tokenizer_only", path)
+        pytest.fail(f"the package 'open_clip' (open_clip_torch) is missing: {OPEN_CLIP_HINT}", pytrace=False)
+    need_module("ftfy")
+    need_module("regex")
+    path = need_file(f"{spec.submodule_search_locations[0]}/tokenizer.py", "open_clip's tokenizer.py", OPEN_CLIP_HINT)
+    module_spec = importlib.util.spec_from_file_location("_open_clip_tokenizer_only", str(path))
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.tokenize
@@ -101,8 +106,6 @@ def _open_clip_tokenize():
 
 def test_matches_open_clip_tokenizer_on_tricky_text():
     reference = _open_clip_tokenize()
-    if reference is None:
-        pytest.skip("open_clip_torch not installed")
     prompts = ["  Hello   WORLD!!  it's I'LL we'd", "&amp;lt;b&amp;gt; \u201cquoted\u201d \ufb01ne \uff21\uff22 3.14",
                "\U0001F600 \u4e2d\u6587 na\u00efve \u0301a", "x" * 300, "a, b; c: d... e?!"]
     assert torch.equal(ct.tokenize(prompts), reference(prompts))
