@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from mgld_vsr.models.raft import RAFT, RAFTConfig, convex_upsample, sintel_padding
 from mgld_vsr.models.raft.corr import CorrelationPyramid
 from needs import manifest
+from raft_cases import random_raft, smooth_pair
 
 
 def random_state_dict(seed=0):
@@ -18,12 +19,6 @@ def random_state_dict(seed=0):
         if v.is_floating_point():
             sd[k] = torch.randn_like(v) * 0.05 if not k.endswith("running_var") else torch.rand_like(v) + 0.5
     return sd
-
-
-def smooth_pair(h, w, dx, dy, seed=0):
-    torch.manual_seed(seed)
-    big = F.interpolate(torch.rand(1, 3, 12, 12), size=(h + 16, w + 16), mode="bicubic", align_corners=False).clamp(0, 1)
-    return big[..., 8 : 8 + h, 8 : 8 + w].contiguous(), big[..., 8 + dy : 8 + dy + h, 8 + dx : 8 + dx + w].contiguous()
 
 
 # ------------------------------------------------------------------------------ build and load
@@ -124,15 +119,7 @@ def test_sintel_padding_splits_evenly_extra_at_end():
 
 @pytest.fixture(scope="module")
 def model():
-    """Default PyTorch init (flows of a few pixels) with non-trivial BatchNorm statistics."""
-    torch.manual_seed(1)
-    m = RAFT(RAFTConfig())
-    for name, buf in m.named_buffers():
-        if name.endswith("running_mean"):
-            buf.uniform_(-0.1, 0.1)
-        elif name.endswith("running_var"):
-            buf.uniform_(0.8, 1.2)
-    return m.eval().requires_grad_(False)
+    return random_raft()
 
 
 def test_forward_pads_and_crops_unaligned_inputs(model):
