@@ -9,7 +9,7 @@ each source the node offers: the LR clip's flow (``ClipFlowMotion``: 1/4 size, a
 computes it for an x4 upscale) and RAFT on the frames (``RAFTMotion``: the full-size RAFT
 architecture with random weights, which cost the same as trained ones). Accelerator memory is
 counted exactly for one pair on storage-free (meta) tensors with the pack's live-tensor counter
-(``pipeline/memory.py``): the device holds one pair at a time, whatever the clip length. Host
+(``pipeline/memory/estimate.py``): the device holds one pair at a time, whatever the clip length. Host
 memory is the process's peak RSS over what it held before the run (``resource.getrusage``).
 
 Quality: PSNR of the frame at tau = 0.5 against the true midpoint, for a sub-pixel translation and

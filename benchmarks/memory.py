@@ -5,7 +5,7 @@
 
 Issue #5 target 1: one temporal window, 270x480 -> 1080x1920 within 12 GB and 540x960 -> 4K
 within 24 GB. Each stage holds only its own models on the device (models move there per stage),
-so the pipeline peak is the largest stage peak. Stage peaks come from ``pipeline/memory.py``
+so the pipeline peak is the largest stage peak. Stage peaks come from ``pipeline/memory/estimate.py``
 (weights + activations of one unit of work, as the pipeline runs it) plus the whole-window
 tensors the pipeline keeps on the device during that stage, itemised below the table.
 

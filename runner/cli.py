@@ -7,7 +7,7 @@
 A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
 file; the upscaled clip is written frame by frame instead of held in RAM), so long clips fit.
 
-Everything that can be checked is checked before the first model loads (``preflight.py``); an
+Everything that can be checked is checked before the first model loads (``runner/preflight.py``); an
 expected failure prints one ``error:`` line naming the node, the input, the value, the cause and
 the fix (``--debug`` adds the traceback). Exit status: 0 done, 1 failed, 2 weight files missing,
 130 interrupted (Ctrl-C or SIGTERM). No failure or signal leaves a file under the output's name.

@@ -1,4 +1,4 @@
-"""Register the repository as the package ``mgld_vsr`` for tests (see ../standalone.py)."""
+"""Register the repository as the package ``mgld_vsr`` for tests (see ../run_workflow.py load_pack)."""
 import pathlib
 import sys
 

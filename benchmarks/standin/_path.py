@@ -1,4 +1,4 @@
-"""Register the repository as the package ``mgld_vsr`` for the stand-in scripts (see ../../standalone.py)."""
+"""Register the repository as the package ``mgld_vsr`` for the stand-in scripts (see ../../run_workflow.py load_pack)."""
 import pathlib
 import sys
 

@@ -56,7 +56,7 @@ def shifted_tiles(length: int, tile: int, shift: int, unit: int = 8) -> list[tup
 
     Cut points are at ``shift + k * tile`` rounded down to ``unit``. End parts shorter than half a
     tile join their neighbour and are not split back, so tiles have between ``tile / 2`` and
-    ``1.5 * tile`` pixels: more context for edge pixels (measured by benchmarks/seams.py) at a small
+    ``1.5 * tile`` pixels: more context for edge pixels (measured by benchmarks/quality.py --seams) at a small
     cost (attention grows with the tile area). When ``length`` is not a multiple of ``unit`` the last
     tile slides back to end at ``length``, overlapping its neighbour by fewer than ``unit`` pixels.
     A tile larger than the side shrinks to the largest multiple of ``unit`` that fits.

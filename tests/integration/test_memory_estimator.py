@@ -1,4 +1,4 @@
-"""Stage-memory estimator (pipeline/memory.py) on the fixture set's tiny models."""
+"""Stage-memory estimator (pipeline/memory/estimate.py) on the fixture set's tiny models."""
 import pytest
 import torch
 
