@@ -147,7 +147,7 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 from run_workflow import load_pack
 load_pack()
-from mgld_vsr.pipeline import checkpoint
+from mgld_vsr.pipeline.sampling import checkpoint
 save = checkpoint.SamplingCheckpoint.save
 def save_then_die(self, *args, **kwargs):
     save(self, *args, **kwargs)
