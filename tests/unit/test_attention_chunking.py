@@ -46,38 +46,41 @@ def test_chunked_equals_one_call_bf16_and_one_row_chunks():
     torch.testing.assert_close(out.float(), reference, rtol=2e-2, atol=2e-2)
 
 
-def test_below_the_bound_is_one_plain_sdpa_call(monkeypatch):
-    q, k, v = qkv()
+#: SDPA itself, taken before any test puts a spy in its place.
+REAL_SDPA = F.scaled_dot_product_attention
+
+
+@pytest.fixture
+def sdpa_calls(monkeypatch):
+    """The query shapes of every SDPA call the attention module makes (a spy: results unchanged)."""
     calls = []
-    real = F.scaled_dot_product_attention
 
     def counting(*args, **kwargs):
         calls.append(args[0].shape)
-        return real(*args, **kwargs)
+        return REAL_SDPA(*args, **kwargs)
 
     monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counting)
+    return calls
+
+
+def test_below_the_bound_is_one_plain_sdpa_call(sdpa_calls):
+    q, k, v = qkv()
+    calls = sdpa_calls
     out = attention(q, k, v)  # 2*3*75*75*4 bytes, far below SCORE_CHUNK_BYTES
-    assert len(calls) == 1 and torch.equal(out, real(q, k, v))
+    assert len(calls) == 1 and torch.equal(out, REAL_SDPA(q, k, v))
     calls.clear()
     with sdpa_kernel(SDPBackend.MATH):
         attention(q, k, v, max_score_bytes=2 * 3 * 75 * 4 * 25)  # 25 rows a chunk: 3 calls of equal size
     assert [s[-2] for s in calls] == [25, 25, 25]
 
 
-def test_a_fused_kernel_is_never_split(monkeypatch):
+def test_a_fused_kernel_is_never_split(sdpa_calls):
     """The CPU flash kernel streams the scores in blocks: one call, whatever the bound, same numbers."""
     q, k, v = qkv()
     assert fused_kernel(q, k, v)
-    calls = []
-    real = F.scaled_dot_product_attention
-
-    def counting(*args, **kwargs):
-        calls.append(args[0].shape)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counting)
+    calls = sdpa_calls
     out = attention(q, k, v, max_score_bytes=1)
-    assert len(calls) == 1 and torch.equal(out, real(q, k, v))
+    assert len(calls) == 1 and torch.equal(out, REAL_SDPA(q, k, v))
     calls.clear()
     attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), max_score_bytes=1)  # upcast to float32, still fused
     assert len(calls) == 1
