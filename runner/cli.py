@@ -1,8 +1,8 @@
 """The headless runner's command line: run a shipped MGLD-VSR workflow without ComfyUI (the README's main job).
 
     python run_workflow.py example_workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
-        [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream] \\
-        [--workers N | --ray-address ADDR] [--resume DIR [--checkpoint-every K]] [--debug]
+        [--overwrite] [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] \\
+        [--no-stream] [--workers N | --ray-address ADDR] [--resume DIR [--checkpoint-every K]] [--debug]
 
 A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
 file; the upscaled clip is written frame by frame instead of held in RAM), so long clips fit.
@@ -10,7 +10,9 @@ file; the upscaled clip is written frame by frame instead of held in RAM), so lo
 Everything that can be checked is checked before the first model loads (``runner/preflight.py``); an
 expected failure prints one ``error:`` line naming the node, the input, the value, the cause and
 the fix (``--debug`` adds the traceback). Exit status: 0 done, 1 failed, 2 weight files missing,
-130 interrupted (Ctrl-C or SIGTERM). No failure or signal leaves a file under the output's name.
+130 interrupted (Ctrl-C or SIGTERM). No failure or signal leaves a file under the output's name, and no
+file of the user's is destroyed: an ``--output`` the workflow reads is refused, an existing one needs
+``--overwrite`` (and is replaced only by the complete new file).
 """
 import argparse
 import glob
