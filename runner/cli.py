@@ -196,6 +196,9 @@ def direct_output(api: dict, output: str, overwrite: bool = False) -> None:
         what = "folder" if os.path.isdir(written) else "file"
         raise headless.WorkflowError(f"--output {output} is the {what} {reader} reads: writing there would destroy "
                                      f"the input; choose another output name")
+    problem = name_problem(written if folder != path else os.path.join(path, "x"))  # a folder: its own name
+    if problem:
+        raise headless.WorkflowError(f"--output {output}: {problem}")
     if folder != path:
         try:
             target = str(output_target(path, codec if isinstance(codec, str) else "h264"))
@@ -206,9 +209,6 @@ def direct_output(api: dict, output: str, overwrite: bool = False) -> None:
         if os.path.lexists(target) and not overwrite:
             raise headless.WorkflowError(f"--output {output}: {target} exists; add --overwrite to replace it (the old "
                                          f"file is kept until the new one is complete), or choose another name")
-        problem = name_problem(target)
-        if problem:
-            raise headless.WorkflowError(f"--output {output}: {problem}")
     problem = unwritable(folder)
     if problem:
         raise headless.WorkflowError(f"--output {output}: {problem}; choose a folder you can write to")

@@ -112,18 +112,19 @@ def name_problem(target: PathLike) -> Optional[str]:
     nearest existing folder's own limit (``NAME_MAX``, 255 bytes on most file systems), before any work."""
     target = pathlib.Path(os.fspath(target))
     folder = target.parent
-    while not folder.exists() and folder != folder.parent:
+    while not os.path.exists(folder) and folder != folder.parent:  # (False for a name too long to look up)
         folder = folder.parent
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):  # not known here (e.g. Windows): the common limit
         limit = 255
     token = "0" * 2 * _TOKEN_BYTES
-    longest = max(len(os.fsencode(_temporary(target, kind, token, folder).name)) for kind, folder in
+    longest = max(len(os.fsencode(_temporary(target, kind, token, is_folder).name)) for kind, is_folder in
                   (("partial", False), ("partial", True), ("old", True)))
     for part in target.parts[:-1]:
         if len(os.fsencode(part)) > limit:
-            return f"the folder name {part[:20]}... is {len(os.fsencode(part))} bytes long, more than the {limit} this file system allows"
+            return (f"the folder name {part[:20]}... is {len(os.fsencode(part))} bytes long, more than the {limit} "
+                    f"this file system allows")
     if longest > limit:
         room = limit - (longest - len(os.fsencode(target.name)))
         return (f"the name {target.name[:20]}... is {len(os.fsencode(target.name))} bytes long; with the temporary "
