@@ -180,7 +180,24 @@ def _saver(node: str, v: dict) -> None:
                              f"choose auto{''.join(', ' + f for f in fits)}")
     prefix = v.get("filename_prefix")
     if prefix is not None:
-        check_prefix(node, prefix)
+        folder = check_prefix(node, prefix)
+        if codec is not None:
+            _check_name_length(node, prefix, folder, codec)
+
+
+def _check_name_length(node: str, prefix: str, folder: str, codec: str) -> None:
+    """The numbered name a prefix gives (``prefix_00001.mp4``), and the temporary name written beside it,
+    must fit the file system's limit on names: refused now, not when the encoded file is renamed."""
+    from ..pipeline.video_io.writer import default_suffix, name_problem
+
+    try:
+        suffix = default_suffix(codec)
+    except ValueError:  # an unknown codec is refused by its own check
+        return
+    base = os.path.basename(prefix.replace("\\", "/").strip("/")) or "MGLD"
+    problem = name_problem(os.path.join(folder, f"{base}_00001{suffix}"))
+    if problem:
+        raise InputError(node, "filename_prefix", prefix[:40] + "...", problem, "choose a shorter filename_prefix")
 
 
 def _saver_and_decoder(node: str, v: dict) -> None:

@@ -1,8 +1,8 @@
 """The headless runner's command line: run a shipped MGLD-VSR workflow without ComfyUI (the README's main job).
 
     python run_workflow.py example_workflows/mgld_vsr_basic.json --input examples/sample_lr.mp4 --output out.mp4 \\
-        [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] [--no-stream] \\
-        [--workers N | --ray-address ADDR] [--resume DIR [--checkpoint-every K]] [--debug]
+        [--overwrite] [--models DIR] [--set MGLDSampler.guidance_strength=5] [--set MGLDSampler.steps=20] \\
+        [--no-stream] [--workers N | --ray-address ADDR] [--resume DIR [--checkpoint-every K]] [--debug]
 
 A decoder whose frames only go to a saver runs as the streaming MGLD Decode + Save Video node (same
 file; the upscaled clip is written frame by frame instead of held in RAM), so long clips fit.
@@ -10,9 +10,12 @@ file; the upscaled clip is written frame by frame instead of held in RAM), so lo
 Everything that can be checked is checked before the first model loads (``runner/preflight.py``); an
 expected failure prints one ``error:`` line naming the node, the input, the value, the cause and
 the fix (``--debug`` adds the traceback). Exit status: 0 done, 1 failed, 2 weight files missing,
-130 interrupted (Ctrl-C or SIGTERM). No failure or signal leaves a file under the output's name.
+130 interrupted (Ctrl-C or SIGTERM). No failure or signal leaves a file under the output's name, and no
+file of the user's is destroyed: an ``--output`` the workflow reads is refused, an existing one needs
+``--overwrite`` (and is replaced only by the complete new file).
 """
 import argparse
+import glob
 import os
 import signal
 import sys
@@ -64,6 +67,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="file to write (its extension must suit the codec: .mp4/.mov/.mkv for h264 "
                                          "and h265, .mov/.mkv for prores, .mkv for ffv1, a folder name for png); an "
                                          "existing folder receives the saver's numbered name. Default: output/")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file (as ffmpeg's -y); without it an existing file is "
+                             "refused. The old file is kept until the new one is complete")
     parser.add_argument("--models", help="folder holding the weight files (default: $MGLD_MODELS_DIR, else ./weights)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.WIDGET=VALUE",
                         help="override a widget; NODE is a node id, title or type")
@@ -96,21 +102,34 @@ def main(argv=None) -> int:
     warnings.showwarning = _say_warning
     try:
         return _run(args)
+    except KeyboardInterrupt as exc:  # after the work (printing the paths): the files are complete
+        say_interrupted(exc, "after the output was written; it is complete")
+        return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         warnings.showwarning = previous_showwarning
+
+
+def say_interrupted(exc: BaseException, what: str = "stopped; no partial output was left behind") -> None:
+    """The one line an interrupt prints (Ctrl-C, or SIGTERM as :class:`Terminated`)."""
+    try:
+        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: {what}", file=sys.stderr)
+    except (KeyboardInterrupt, OSError, ValueError, RuntimeError):  # a second signal, or stderr closed
+        pass
 
 
 def _run(args) -> int:
     start = time.perf_counter()
     if args.ray_address:
         os.environ["RAY_ADDRESS"] = args.ray_address
-    if args.resume:
-        os.environ["MGLD_RESUME_DIR"] = os.path.abspath(args.resume)
-        os.environ["MGLD_CHECKPOINT_EVERY"] = str(args.checkpoint_every)
     try:
         from . import graph as headless
         from ..nodes import host
+
+        if args.resume:
+            check_resume(args.resume)
+            os.environ["MGLD_RESUME_DIR"] = os.path.abspath(args.resume)
+            os.environ["MGLD_CHECKPOINT_EVERY"] = str(args.checkpoint_every)
 
         classes = NODE_CLASS_MAPPINGS
         api = headless.to_api(headless.load_workflow(args.workflow), classes)
@@ -127,7 +146,7 @@ def _run(args) -> int:
                                              f"pip install -r requirements-distributed.txt, or run without {option}")
             headless.set_devices(api, classes, str(args.workers) if args.workers else "auto")
         if args.output:
-            direct_output(api, args.output)
+            direct_output(api, args.output, overwrite=args.overwrite)
         # Checked as the user wrote it (messages name the nodes of the file), then run streaming.
         headless.check(api, classes, streamed=not args.no_stream, output_given=bool(args.output))
         if not args.no_stream:  # same file, but RAM does not grow with the clip length
@@ -138,8 +157,7 @@ def _run(args) -> int:
             return EXIT_MISSING_WEIGHTS
         results = headless.Runner(classes).run(api)
     except KeyboardInterrupt as exc:
-        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: stopped; no partial output was "
-              f"left behind", file=sys.stderr)
+        say_interrupted(exc)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - sorted below into the user's problems and the program's
         return report(exc, args.debug)
@@ -150,34 +168,106 @@ def _run(args) -> int:
     return EXIT_OK
 
 
-def direct_output(api: dict, output: str) -> None:
+def direct_output(api: dict, output: str, overwrite: bool = False) -> None:
     """Point the workflow's last saver at ``--output``: it writes its temporary file in that folder and
     renames it there, so the result never crosses file systems and a failure leaves nothing behind.
-    The path is checked now (extension against the codec, a folder in the way, writable), before any work."""
+
+    The path is checked now, before any work: the extension against the codec, a folder in the way,
+    writable, a name the file system can hold, not a file or folder the workflow reads (the input
+    video would be destroyed), and not an existing file unless ``overwrite`` (``--overwrite``, as
+    ffmpeg's ``-y``; the old file then stays until the new one is complete and renamed over it)."""
     from . import graph as headless
     from ..nodes.validation import unwritable
-    from ..pipeline.video_io.writer import output_target
+    from ..pipeline.video_io.writer import name_problem, output_target
 
     savers = [i for i, n in api.items() if n["class_type"] in headless.VIDEO_SAVERS]
     if not savers:
-        raise headless.WorkflowError("--output given but the workflow has no video saver (MGLD Save Video or Save Video)")
+        raise headless.WorkflowError("--output given but the workflow has no output node that saves a video (MGLD Save "
+                                     "Video or Save Video); add one")
     node_id = max(savers, key=lambda i: (int(i) if i.isdigit() else 0, i))
     node = api[node_id]
     path = os.path.abspath(output) + (os.sep if output.endswith(("/", os.sep)) else "")
     label = headless.preflight.node_label(node_id, node)
     codec = "h264" if node["class_type"] == "SaveVideo" else node["inputs"].get("codec", "h264")  # core saver: H.264
     folder = path if os.path.isdir(path) or path.endswith(os.sep) else os.path.dirname(path)
+    written = path if folder == path else str(output_target_or_path(path, codec))
+    reader = reads(api, written)
+    if reader is not None:
+        what = "folder" if os.path.isdir(written) else "file"
+        raise headless.WorkflowError(f"--output {output} is the {what} {reader} reads: writing there would destroy "
+                                     f"the input; choose another output name")
+    problem = name_problem(written if folder != path else os.path.join(path, "x"))  # a folder: its own name
+    if problem:
+        raise headless.WorkflowError(f"--output {output}: {problem}")
     if folder != path:
         try:
-            output_target(path, codec if isinstance(codec, str) else "h264")
+            target = str(output_target(path, codec if isinstance(codec, str) else "h264"))
         except ValueError as err:
             raise headless.WorkflowError(f"--output {output}: {err} ({label} has codec = {codec!r})") from None
         except OSError as err:
             raise headless.WorkflowError(f"--output {output}: {err}; give a file name") from None
+        if os.path.lexists(target) and not overwrite:
+            raise headless.WorkflowError(f"--output {output}: {target} exists; add --overwrite to replace it (the old "
+                                         f"file is kept until the new one is complete), or choose another name")
     problem = unwritable(folder)
     if problem:
         raise headless.WorkflowError(f"--output {output}: {problem}; choose a folder you can write to")
     node["output_path"] = path
+
+
+def output_target_or_path(path: str, codec) -> str:
+    """The file the writer makes for ``path`` (the codec's extension added), or ``path`` where it cannot say."""
+    from ..pipeline.video_io.writer import output_target
+
+    try:
+        return str(output_target(path, codec if isinstance(codec, str) else "h264"))
+    except (ValueError, OSError):  # said by the checks below
+        return path
+
+
+def reads(api: dict, target: str):
+    """The node (as messages name it) that reads ``target``, a file or folder, or None when none does.
+
+    Compared by identity on the file system (device and inode), not by name, so a symbolic or hard
+    link, ``..`` in the path, or another spelling of the name on a file system that ignores case
+    (macOS, Windows) is the same file. Every loader's file is included, image-sequence folders too.
+    """
+    from . import graph as headless
+    from ..nodes.video import MGLDLoadVideo
+
+    try:
+        written = os.stat(target)
+    except OSError:  # nothing there yet, so it is nothing the workflow reads
+        return None
+    for node_id, node in api.items():
+        widget = headless.VIDEO_LOADERS.get(node["class_type"])
+        value = node["inputs"].get(widget) if widget else None
+        if not isinstance(value, str):
+            continue
+        source = MGLDLoadVideo._resolve(value)
+        matches = glob.glob(source) if not os.path.exists(source) and glob.has_magic(source) else [source]
+        for path in [*matches, *{os.path.dirname(m) for m in matches if m != source}]:  # a pattern's folders too
+            try:
+                read = os.stat(path)
+            except OSError:
+                continue
+            if (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino):
+                return headless.preflight.node_label(node_id, node)
+    return None
+
+
+def check_resume(folder: str) -> None:
+    """``--resume DIR`` is a folder, or a name one can be made under: refused now, not when the first
+    sampling state is saved after the models are loaded."""
+    from . import graph as headless
+    from ..nodes.validation import unwritable
+
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise headless.WorkflowError(f"--resume {folder}: is a file, not a folder; give a folder for the sampling "
+                                     f"state (it is created if missing)")
+    problem = unwritable(folder)
+    if problem:
+        raise headless.WorkflowError(f"--resume {folder}: {problem}; give a folder you can write to")
 
 
 def report(exc: BaseException, debug: bool) -> int:
@@ -198,4 +288,5 @@ def report(exc: BaseException, debug: bool) -> int:
         print(f"error: {exc}\nThis looks like a bug in ComfyUI-MGLD-VSR (the traceback above says where); please "
               f"report it with the command you ran.", file=sys.stderr)
     return EXIT_FAILED
+
 

@@ -9,7 +9,7 @@ use (Load Video, Save Video, ...) run through host-free stand-ins (``core_nodes.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 from typing import Any
 
@@ -60,6 +60,7 @@ def to_api(workflow: dict, classes: dict) -> dict:
     preflight.check_ui_workflow(workflow, classes)
     links = preflight.ui_links(workflow)
     by_id = {node["id"]: node for node in workflow["nodes"]}
+    resolved: dict = {}
     api = {}
     for node in workflow["nodes"]:
         kind = node["type"]
@@ -84,9 +85,12 @@ def to_api(workflow: dict, classes: dict) -> dict:
         for slot in node.get("inputs") or []:
             link = slot.get("link")
             if link is not None:
-                source, source_slot = preflight.resolve_reroutes(links[link][0], links[link][1], by_id, links)
+                source, source_slot = preflight.resolve_reroutes(links[link][0], links[link][1], by_id, links, resolved)
                 inputs[slot["name"]] = [str(source), source_slot]
         api[str(node["id"])] = {"class_type": kind, "inputs": inputs, "title": node.get("title") or kind}
+    if not api:
+        raise WorkflowError("the workflow has no output node: every node is a note, muted or bypassed, so running it "
+                            "would produce nothing; switch its nodes on (or add MGLD Save Video)")
     return api
 
 
@@ -196,7 +200,9 @@ class Runner:
                 parts.append(("output_path", node["output_path"]))
             if hasattr(cls, "IS_CHANGED"):
                 parts.append(("changed", repr(cls.IS_CHANGED(**{k: v for k, v in kwargs.items()}))))
-            signature = repr(parts)
+            # A digest, not the text: a node's text would hold its inputs' texts quoted, so in a long chain
+            # (each repr escaping the one before) the signatures grew exponentially with its length.
+            signature = hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
             cached = self.cache.get(node_id)
             if cached is not None and cached[1] == signature:
                 results[node_id] = cached[0]
@@ -235,10 +241,13 @@ def stream_to_file(api: dict, classes: dict) -> list[str]:
         return []
     accepted = {name for name, *_ in input_specs(classes[STREAMING_NODE])}
     consumers: dict[str, list[tuple[str, str, int]]] = {}
+    video_used = set()  # nodes whose outputs other than the first are linked
     for node_id, node in api.items():
         for name, value in node["inputs"].items():
             if _is_link(value, api):
                 consumers.setdefault(str(value[0]), []).append((node_id, name, value[1]))
+                if value[1] != 0:
+                    video_used.add(str(value[0]))
     merged = []
     for decode_id in [i for i, n in api.items() if n["class_type"] == "MGLDDecode"]:
         users = consumers.get(decode_id, [])
@@ -255,8 +264,7 @@ def stream_to_file(api: dict, classes: dict) -> list[str]:
         save = api[save_id]
         if save["class_type"] != "MGLDSaveVideo" or socket != "frames":
             continue
-        if any(_is_link(v, api) and str(v[0]) == save_id and v[1] != 0
-               for n in api.values() for v in n["inputs"].values()):
+        if save_id in video_used:
             continue  # the saver's VIDEO output is used: the merged node (path only) cannot provide it
         inputs.update({k: v for k, v in save["inputs"].items() if k != "frames"})
         if interpolate_id is not None:  # its settings, and the fps (and audio) that went into it, not out
@@ -295,21 +303,38 @@ def _is_link(value, api: dict) -> bool:
 
 
 def topological_order(api: dict) -> list[str]:
-    order, state = [], {}
+    """Node ids, each after the nodes it takes inputs from (in id order where the graph leaves a choice).
 
-    def visit(node_id, trail=()):
-        if state.get(node_id) == "done":
-            return
-        if node_id in trail:
-            raise WorkflowError(f"the workflow has a cycle through node {node_id}")
+    Depth first without recursion and with one state per node, so a chain of thousands of nodes takes
+    time and memory linear in its length (the recursive walk hit Python's recursion limit, and the
+    trail it carried was copied at every level). A cycle is refused, naming a node on it.
+    """
+    order, state = [], {}  # state: 1 = on the current path, 2 = done
+
+    def upstream(node_id):
         for value in api[node_id]["inputs"].values():
             if isinstance(value, list) and len(value) == 2 and str(value[0]) in api:
-                visit(str(value[0]), trail + (node_id,))
-        state[node_id] = "done"
-        order.append(node_id)
+                yield str(value[0])
 
-    for node_id in sorted(api, key=lambda i: int(i) if i.isdigit() else i):
-        visit(node_id)
+    for root in sorted(api, key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i)):
+        if state.get(root) == 2:
+            continue
+        state[root] = 1
+        stack = [(root, upstream(root))]
+        while stack:
+            node_id, pending = stack[-1]
+            for source in pending:
+                mark = state.get(source)
+                if mark == 1:
+                    raise WorkflowError(f"the workflow has a cycle through node {source}")
+                if mark is None:
+                    state[source] = 1
+                    stack.append((source, upstream(source)))
+                    break
+            else:
+                stack.pop()
+                state[node_id] = 2
+                order.append(node_id)
     return order
 
 
@@ -337,14 +362,22 @@ def missing_weights(api: dict) -> list[str]:
     from ..nodes import host
 
     available = set(host.list_models())
-    wanted = [v for n in api.values() for k, v in n["inputs"].items() if k in ("ckpt_name", "vae_name", "raft_name")]
+    wanted = [v for n in api.values() for k, v in n["inputs"].items() if k in preflight.WEIGHT_WIDGETS]
     return [w for w in wanted if isinstance(w, str) and w not in available and not os.path.isfile(w)]
 
 
 def load_workflow(path: str) -> dict:
+    """A workflow file, read and parsed within the limits of :mod:`preflight` (size, then nesting, then
+    the graph's size): a hostile file is refused with one line, never a traceback or gigabytes of memory."""
     try:
+        size = os.stat(path).st_size
+        if size > preflight.MAX_WORKFLOW_BYTES:  # said before the file is read into memory
+            raise WorkflowError(f"{path} is {size / 2**20:.0f} MB: larger than the {preflight.MAX_WORKFLOW_BYTES // 2**20}"
+                                f" MB a workflow may have (shipped workflows are a few kB); is it a workflow file?")
         with open(path, encoding="utf-8") as fh:
-            document = json.load(fh)
+            text = fh.read()
     except (OSError, ValueError) as exc:
+        if isinstance(exc, WorkflowError):
+            raise
         raise WorkflowError(f"{path}: cannot read the workflow ({exc})") from None
-    return preflight.check_document(document, path)
+    return preflight.parse_workflow(text, path)

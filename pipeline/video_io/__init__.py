@@ -18,13 +18,14 @@ write/read round trip uses the same matrix in both directions. Both directions u
 accurate-rounding, full-chroma path (see ``_SWS_FLAGS``).
 """
 from .host_audio import audio_from_comfy, audio_to_comfy
-from .reader import iter_video, probe_video, read_video
+from .reader import holds_frames, iter_video, probe_video, read_video, sequence_size_problem
 from .data import (DEFAULT_SEQUENCE_FPS, IMAGE_EXTENSIONS, MIN_H265_WIDTH, PNG_SEQUENCE_NAME, AudioTrack, VideoClip,
                    VideoInfo, VideoReadError, VideoWriteError, to_fraction)
 from .standin import FileVideo, FrameVideo, StandInVideo, VideoParts
 from .writer import write_video
 
 __all__ = ["AudioTrack", "FileVideo", "FrameVideo", "StandInVideo", "VideoParts", "VideoClip", "VideoInfo",
-           "VideoReadError", "VideoWriteError", "audio_from_comfy", "audio_to_comfy", "iter_video", "probe_video",
+           "VideoReadError", "VideoWriteError", "audio_from_comfy", "audio_to_comfy", "holds_frames", "iter_video",
+           "probe_video", "sequence_size_problem",
            "read_video", "to_fraction", "write_video", "DEFAULT_SEQUENCE_FPS", "IMAGE_EXTENSIONS", "MIN_H265_WIDTH",
            "PNG_SEQUENCE_NAME"]

@@ -182,6 +182,69 @@ def probe_video(path: PathLike) -> VideoInfo:
         container.close()
 
 
+def holds_frames(path: PathLike) -> bool:
+    """Whether a video file's stream holds a frame that decodes, found by decoding packets up to the
+    first frame (milliseconds for a sound file), so a stream that holds none is refused before any
+    work: a header can declare frames the file does not have."""
+    container = _open_input(os.fspath(path))
+    try:
+        stream = container.streams.video[0]
+        with _ffmpeg_log():
+            packets = container.demux(stream)  # the last packet is empty: it flushes the decoder
+            while True:
+                try:
+                    packet = next(packets, None)
+                except av.FFmpegError:  # the file ends inside a packet: nothing more to read
+                    return False
+                if packet is None:
+                    return False
+                try:
+                    if stream.decode(packet):
+                        return True
+                except av.FFmpegError:  # a damaged packet: the reader skips it too
+                    continue
+    finally:
+        container.close()
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _image_size(file: str) -> tuple[int, int]:
+    """An image's ``(width, height)`` from its header: read directly for PNG (a folder of thousands is
+    checked in a moment), through FFmpeg's probe for the other formats."""
+    with open(file, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    with av.open(file, mode="r") as container:
+        cc = container.streams.video[0].codec_context
+        return int(cc.width), int(cc.height)
+
+
+def sequence_size_problem(path: PathLike, start: int = 0, count: int = 0, every: int = 1) -> Optional[str]:
+    """For an image folder or glob: why its selected images cannot form one clip (sizes that differ,
+    an image that does not open), from each image's header; None when they can (or ``path`` is a video)."""
+    files = _image_sequence(os.fspath(path))
+    if files is None:
+        return None
+    sel, size = _Selection(start, count, every), None
+    for index, file in enumerate(files):
+        if sel.wants(index):
+            try:
+                found = _image_size(file)
+            except (av.FFmpegError, IndexError, OSError) as err:
+                return f"cannot read image {file}: {err}"
+            if size is None:
+                size, first = found, file
+            elif found != size:
+                return (f"image {os.path.basename(file)} is {found[0]}x{found[1]} but {os.path.basename(first)} is "
+                        f"{size[0]}x{size[1]} (a clip's frames must share one size)")
+        if sel.done_after(index):
+            break
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Reading
 

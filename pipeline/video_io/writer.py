@@ -59,6 +59,11 @@ def _codec_spec(codec: str) -> tuple[str, _CodecSpec]:
     return key, _CODECS[key]
 
 
+def default_suffix(codec: str) -> str:
+    """The extension ``codec`` is saved with when a name has none (``""`` for a png folder)."""
+    return _codec_spec(codec)[1].default_suffix
+
+
 def encoder_pixel_formats(codec: str) -> list[str]:
     """Pixel formats the encoder of ``codec`` accepts (empty when FFmpeg does not say)."""
     _, spec = _codec_spec(codec)
@@ -87,6 +92,45 @@ def output_target(path: PathLike, codec: str) -> pathlib.Path:
     if target.is_dir():
         raise VideoWriteError(f"cannot write {target}: a folder with that name exists")
     return target
+
+
+#: Hex digits of the random part of a temporary name (``.name.partial-1a2b3c4d.mp4``).
+_TOKEN_BYTES = 4
+
+
+def _temporary(target: pathlib.Path, kind: str, token: str, folder: bool = False) -> pathlib.Path:
+    """The hidden name of a video file being written (``kind`` "partial": ``.name.partial-XXXX.mp4``), or of
+    a png folder being written ("partial") or replaced ("old"): ``.name.partial-XXXX``."""
+    if folder:
+        return target.with_name(f".{target.name}.{kind}-{token}")
+    return target.with_name(f".{target.stem}.{kind}-{token}{target.suffix.lower()}")
+
+
+def name_problem(target: PathLike) -> Optional[str]:
+    """Why the file system cannot hold ``target``'s name and the temporary names written beside it (the
+    longest is ``.name.partial-XXXXXXXX``, 18 characters longer), or None when it can. Found from the
+    nearest existing folder's own limit (``NAME_MAX``, 255 bytes on most file systems), before any work."""
+    target = pathlib.Path(os.fspath(target))
+    folder = target.parent
+    while not os.path.exists(folder) and folder != folder.parent:  # (False for a name too long to look up)
+        folder = folder.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not known here (e.g. Windows): the common limit
+        limit = 255
+    token = "0" * 2 * _TOKEN_BYTES
+    longest = max(len(os.fsencode(_temporary(target, kind, token, is_folder).name)) for kind, is_folder in
+                  (("partial", False), ("partial", True), ("old", True)))
+    for part in target.parts[:-1]:
+        if len(os.fsencode(part)) > limit:
+            return (f"the folder name {part[:20]}... is {len(os.fsencode(part))} bytes long, more than the {limit} "
+                    f"this file system allows")
+    if longest > limit:
+        room = limit - (longest - len(os.fsencode(target.name)))
+        return (f"the name {target.name[:20]}... is {len(os.fsencode(target.name))} bytes long; with the temporary "
+                f"name written beside it while saving it passes the {limit} bytes this file system allows: use a "
+                f"name of at most {room} bytes")
+    return None
 
 
 def padding_note(width: int, height: int, pixel_format: str) -> Optional[str]:
@@ -368,7 +412,7 @@ def write_video(
         )
     if (enc_w, enc_h) != (width, height):
         warnings.warn(padding_note(width, height, pixel_format), RuntimeWarning, stacklevel=2)
-    temp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{suffix}")
+    temp = _temporary(target, "partial", secrets.token_hex(_TOKEN_BYTES))
     container = None
     try:
         with _ffmpeg_log() as logs:
@@ -465,9 +509,9 @@ def _write_png_sequence(target: pathlib.Path, first: np.ndarray, source: Iterato
         others = [p.name for p in target.iterdir() if not p.name.lower().endswith(".png")]
         if others:
             raise VideoWriteError(f"refusing to replace {target}: it holds files other than PNGs (e.g. {others[0]})")
-    token = secrets.token_hex(4)
-    temp = target.with_name(f".{target.name}.partial-{token}")
-    aside = target.with_name(f".{target.name}.old-{token}")
+    token = secrets.token_hex(_TOKEN_BYTES)
+    temp = _temporary(target, "partial", token, folder=True)
+    aside = _temporary(target, "old", token, folder=True)
     height, width = first.shape[:2]
     try:
         temp.mkdir()

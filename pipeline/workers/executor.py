@@ -23,6 +23,7 @@ computes the same thing wherever it runs and the output does not depend on the e
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Optional
 
 from .protocol import DEVICE, LOCAL, DeviceRequest, Executor, LocalExecutor, Task, device_marker
@@ -61,14 +62,30 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
+def local_gpu_count() -> int:
+    """The CUDA GPUs this process can use (``CUDA_VISIBLE_DEVICES`` applied), numbered as ``cuda:N`` asks."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def check_devices(devices: str, where: str = "devices") -> None:
-    """Raise a one-line ``ValueError`` when ``devices`` is malformed or needs Ray and Ray is missing (no work done).
+    """Raise a one-line ``ValueError`` when ``devices`` is malformed, needs Ray and Ray is missing, or names a
+    GPU this machine does not have (no work done).
 
     ``where`` names the setting in the message, e.g. ``MGLD Sampler: devices``.
     """
-    if parse_devices(devices, where) is not None and not ray_available():
+    request = parse_devices(devices, where)
+    if request is not None and not ray_available():
         raise ValueError(f"{where}={devices!r} spreads the work over several devices with Ray, which is not "
                          f"installed: pip install -r requirements-distributed.txt, or set it to 'local'")
+    if request is not None and request.gpu_ids and not os.environ.get("RAY_ADDRESS"):
+        # This machine's GPUs (a cluster's are its own): refused now, not after the models are loaded.
+        shown = local_gpu_count()
+        if max(request.gpu_ids) >= shown:
+            raise ValueError(f"{where}={devices!r}: asks for cuda:{max(request.gpu_ids)} but this machine shows "
+                             f"{shown} GPU(s); " + (f"use cuda:0 .. cuda:{shown - 1}" if shown else
+                                                    "use 'cpu:N' or 'local'"))
 
 
 def executor_for(devices: str, where: str = "devices"):
