@@ -19,8 +19,9 @@ DIS flow through the pack's flow code, seed 0, fusion w 1, AdaIN colour fix, the
 
 The full runs sample every frame and decode the decoder windows that hold the shown frames (the
 decoder's windows are disjoint, so those frames come out as ``decode_video`` makes them). "decoder
-alone" decodes the full run's own latents through the preview's decoder: the part of the difference
-the decoder and the colour fix make, as opposed to the sampling.
+alone" decodes the full run's own latents through the preview's decoder (the frame around the box
+filled with the LR latents, decoded in the full run's decode tiles; "box only": the box decoded on
+its own): the part of the difference the decoder and the colour fix make, as opposed to the sampling.
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ from mgld_vsr.pipeline.motion.warping_error import warping_errors  # noqa: E402
 from mgld_vsr.pipeline.preview import (PreviewRequest, RegionFlow, decode_region, preview_sweep,  # noqa: E402
                                       region_warping_error, strength_grid)
 from mgld_vsr.pipeline.decoding.cfw import _finish, decode_window  # noqa: E402
-from mgld_vsr.pipeline.sampling.region import decoder_windows  # noqa: E402
+from mgld_vsr.pipeline.sampling.region import RegionNoise, decoder_windows  # noqa: E402
+from mgld_vsr.pipeline.preview import encode_with_draws  # noqa: E402
 from mgld_vsr.pipeline.sampling.loop import SamplingOptions, sample_video  # noqa: E402
 
 TILE = standin_model.NATIVE_TILE
@@ -120,7 +122,8 @@ def main() -> None:
         request = PreviewRequest(START, COUNT, box, margin, frame_margin, tuple(values))
         with torch.no_grad():
             return preview_sweep(frames, flow, plan, SamplingOptions(**{**base.__dict__}), request, **networks,
-                                 video_vae=nets["video_vae"], dec_w=defaults.FUSION_W, colorfix=defaults.COLOR_FIX)
+                                 video_vae=nets["video_vae"], dec_w=defaults.FUSION_W, colorfix=defaults.COLOR_FIX,
+                                 decode_tile=defaults.DECODE_TILE_PX // 8)
 
     def cut(clip, box):
         x, y, w, h = box
@@ -130,7 +133,7 @@ def main() -> None:
     rows = []
     print(f"\nFaithfulness at strength {reference:g}: preview vs the same box of the full run (8-bit)")
     print(f"{'region':<14}{'margin':>7}{'frame margin':>13}{'latent box':>11}{'PSNR dB':>9}{'max diff':>9}{'seconds':>8}"
-          f"{'decoder alone dB':>17}")
+          f"{'decoder alone dB':>17}{'(box only)':>11}")
     for name, box in REGIONS:
         for frame_margin in frame_margins:
             for margin in margins:
@@ -141,16 +144,22 @@ def main() -> None:
                        "psnr_db": psnr8(ours, theirs), "max_diff_8bit": float((to8(ours) - to8(theirs)).abs().max()),
                        "seconds": result.seconds[reference] + result.setup_seconds}
                 # the same box of the full run's latents through the preview's decoder: what the decoder and colour fix add
+                e = result.extent
                 with torch.no_grad():
-                    alone = decode_region(full_latents[reference].latents[result.extent.start:result.extent.stop]
-                                          [(...,) + result.extent.area], result.extent, list(range(START, START + COUNT)),
-                                          frames, plan, flow.cuts, nets["video_vae"], defaults.FUSION_W,
+                    noise = RegionNoise.draw(defaults.SEED, args.frames, plan.latent_size, args.steps, e)
+                    surround = encode_with_draws(nets["first_stage"], frames[e.start:e.stop], plan, noise.posterior)
+                    own = full_latents[reference].latents[e.start:e.stop][(...,) + e.area]
+                    shown = list(range(START, START + COUNT))
+                    alone = decode_region(own, e, shown, frames, plan, flow.cuts, nets["video_vae"], defaults.FUSION_W,
+                                          defaults.COLOR_FIX, box, surround, defaults.DECODE_TILE_PX // 8)
+                    boxed = decode_region(own, e, shown, frames, plan, flow.cuts, nets["video_vae"], defaults.FUSION_W,
                                           defaults.COLOR_FIX, box)
                 row["decoder_only_psnr_db"] = psnr8(alone, theirs)
+                row["decoder_only_box_alone_psnr_db"] = psnr8(boxed, theirs)
                 rows.append(row)
                 print(f"{name:<14}{margin:>7}{frame_margin:>13}{'x'.join(map(str, row['latent_box'])):>11}"
                       f"{row['psnr_db']:>9.2f}{row['max_diff_8bit']:>9.0f}{row['seconds']:>8.1f}"
-                      f"{row['decoder_only_psnr_db']:>17.2f}", flush=True)
+                      f"{row['decoder_only_psnr_db']:>17.2f}{row['decoder_only_box_alone_psnr_db']:>11.2f}", flush=True)
 
     name, box = REGIONS[1]
     sweep = preview(box, args.shipped_margin, defaults.PREVIEW_FRAME_MARGIN, strengths)

@@ -20,7 +20,7 @@ from ..pipeline.sampling.schedule import TRAIN_TIMESTEPS
 from .common import SAMPLING, image_to_frames, on_compute_device
 from .names import NODE_DISPLAY_NAME_MAPPINGS
 from .sampler import _check_flow
-from .validation import InputError, comfy_verdict, parse_region, parse_strengths
+from .validation import InputError, check_decode_tile, comfy_verdict, parse_region, parse_strengths
 
 NODE = NODE_DISPLAY_NAME_MAPPINGS["MGLDGuidancePreview"]
 
@@ -87,6 +87,10 @@ class MGLDGuidancePreview:
                                     "tooltip": "Strength shown as A of the compare view (one of the list)."}),
             "compare_b": ("FLOAT", {"default": defaults.OFFICIAL_GUIDANCE_STRENGTH, "min": 0.0, "max": 100.0,
                                     "step": 0.5, "tooltip": "Strength shown as B of the compare view (one of the list)."}),
+            "decode_tile": ("INT", {"default": defaults.DECODE_TILE_PX, "min": 0, "max": 4096,
+                                    "step": defaults.DECODE_TILE_STEP,
+                                    "tooltip": "As on the MGLD decoder: the region is decoded in the full run's decode "
+                                               "tiles, the frame around it filled with the LR latents."}),
         }}
 
     @classmethod
@@ -95,9 +99,10 @@ class MGLDGuidancePreview:
 
     def preview(self, model, video_vae, frames, flow, steps, seed, scale, window, window_overlap, tile_size,
                 tile_overlap, fusion_w, color_fix, region, start_frame, frame_count, strengths, margin, frame_margin,
-                compare_a, compare_b):
+                compare_a, compare_b, decode_tile=defaults.DECODE_TILE_PX):
         frames = image_to_frames(frames)
         _check_flow(frames, flow)
+        check_decode_tile(decode_tile)
         box = parse_region(NODE, region)
         values = parse_strengths(NODE, strengths)
         n = frames.shape[0]
@@ -118,7 +123,8 @@ class MGLDGuidancePreview:
         context = model.require_context()
         with torch.no_grad(), on_compute_device(model.unet, model.lr_encoder, model.first_stage, video_vae):
             result = preview_sweep(frames, flow, plan, options, request, **model.networks(), context=context,
-                                   video_vae=video_vae, dec_w=fusion_w, colorfix=color_fix, hooks=host.hooks())
+                                   video_vae=video_vae, dec_w=fusion_w, colorfix=color_fix,
+                                   decode_tile=decode_tile // 8, hooks=host.hooks())
         middle = frame_count // 2
         grid = strength_grid(result, middle)
         clips = torch.cat([result.clips[s] for s in result.strengths])

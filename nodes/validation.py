@@ -247,6 +247,7 @@ def parse_strengths(node: str, text: Any) -> list[float]:
 
 def _preview(node: str, v: dict) -> None:
     _sampler(node, v)
+    _decoder(node, v)
     if "region" in v:
         parse_region(node, v["region"])
     strengths = parse_strengths(node, v["strengths"]) if "strengths" in v else None

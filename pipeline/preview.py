@@ -105,9 +105,15 @@ def adain_in_region(content: torch.Tensor, style: torch.Tensor, style_whole: tor
 
 def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], frames: torch.Tensor,
                   plan: LRPlan, cuts, video_vae, dec_w: float, colorfix: str,
-                  box: tuple[int, int, int, int]) -> torch.Tensor:
+                  box: tuple[int, int, int, int], surround: Optional[torch.Tensor] = None,
+                  tile: int = 0) -> torch.Tensor:
     """The output box of the ``shown`` frames ``[len, h, w, 3]`` in [0, 1], decoded as the full run decodes them:
-    the same decoder windows, the box's LR pixels, the colour fix with whole-frame statistics."""
+    the same decoder windows, the box's LR pixels, the colour fix with whole-frame statistics.
+
+    ``surround`` (the LR latents of the extent's whole frames) fills the frame around the box, which is
+    then decoded in the full run's decode tiles (``tile`` latent pixels, 0 = whole frames): the
+    decoder's GroupNorm and attention see a whole tile, of which only the box is sampled, instead of
+    the box alone (benchmarks/preview.py measures both)."""
     device = compute_device(video_vae)
     dtype = next(video_vae.parameters()).dtype
     (y0, y1), (x0, x1) = (extent.y0, extent.y1), (extent.x0, extent.x1)
@@ -122,7 +128,13 @@ def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], f
         local = [f - extent.start for f in window.frames]
         lr_whole = plan.prepare(frames[list(window.frames)], device)
         lr = lr_whole[..., 8 * y0:8 * y1, 8 * x0:8 * x1].to(dtype)
-        decoded = decode_window(video_vae, latents[local].to(device, dtype), lr, dec_w).float()
+        if surround is None:
+            decoded = decode_window(video_vae, latents[local].to(device, dtype), lr, dec_w).float()
+        else:
+            canvas = surround[local].clone()
+            canvas[(...,) + extent.area] = latents[local]
+            whole = decode_window(video_vae, canvas.to(device, dtype), lr_whole.to(dtype), dec_w, tile).float()
+            decoded = whole[..., 8 * y0:8 * y1, 8 * x0:8 * x1]
         check_finite(decoded, "CFW decode (preview)", dtype, VIDEO_VAE_LOADER)
         # the picture part of the box (the full run colour-fixes the frame without its padding)
         ph, pw = min(8 * y1, uh) - 8 * y0, min(8 * x1, uw) - 8 * x0
@@ -183,8 +195,10 @@ def region_warping_error(clip: torch.Tensor, flow: ClipFlow, first: int, box) ->
 
 def preview_sweep(frames: torch.Tensor, flow: ClipFlow, plan: LRPlan, options: SamplingOptions,
                   request: PreviewRequest, *, unet, lr_encoder, first_stage, context, video_vae,
-                  dec_w: float, colorfix: str, hooks: Optional[Hooks] = None) -> PreviewResult:
-    """Every strength of ``request`` on the same region: LR latents, noise and motion made once."""
+                  dec_w: float, colorfix: str, decode_tile: int = 0, hooks: Optional[Hooks] = None) -> PreviewResult:
+    """Every strength of ``request`` on the same region: LR latents, noise and motion made once.
+
+    ``decode_tile`` is the decoder node's (in latent pixels): the region is decoded in the full run's tiles."""
     setup = time.perf_counter()
     n = frames.shape[0]
     shown = list(range(request.start, request.start + request.count))
@@ -206,7 +220,8 @@ def preview_sweep(frames: torch.Tensor, flow: ClipFlow, plan: LRPlan, options: S
         began = time.perf_counter()
         latents = sample_region(sampling, extent, lr_latent, noise, motion, strength, networks=networks,
                                 device=device, hooks=hooks)
-        clip = decode_region(latents, extent, shown, frames, plan, motion.cuts, video_vae, dec_w, colorfix, box)
+        clip = decode_region(latents, extent, shown, frames, plan, motion.cuts, video_vae, dec_w, colorfix, box,
+                             lr_whole, decode_tile)
         seconds[strength] = time.perf_counter() - began
         clips[strength] = clip
         errors[strength] = region_warping_error(clip, flow, request.start, box)
