@@ -17,8 +17,9 @@ DIS flow through the pack's flow code, seed 0, fusion w 1, AdaIN colour fix, the
 * the sweep at every strength at the shipped margin: the region's warping error (x1000) against the
   full run's on the same box and on the whole frame of the shown frames (the orderings must agree).
 
-The full runs sample every frame and decode the decoder windows that hold the shown frames (the
-decoder's windows are disjoint, so those frames come out as ``decode_video`` makes them). "decoder
+The full runs sample every frame and decode the decoder windows that hold the shown frames, blended
+as ``decode_frames`` blends them (the last window sits flush with the clip's end), so those frames
+come out as ``decode_video`` makes them. "decoder
 alone" decodes the full run's own latents through the preview's decoder (the frame around the box
 filled with the LR latents, decoded in the full run's decode tiles; "box only": the box decoded on
 its own): the part of the difference the decoder and the colour fix make, as opposed to the sampling.
@@ -100,19 +101,25 @@ def main() -> None:
     windows = [w for w in decoder_windows(args.frames, nets["video_vae"].num_frames, flow.cuts)
                if set(w.frames) & set(range(START, START + COUNT))]
     full, full_latents, full_seconds = {}, {}, {}
-    for s in strengths:
+
+    def full_run(s):
+        """The default mode at strength ``s``: every frame sampled, the shown frames decoded as decode_video does."""
         began = time.perf_counter()
         with torch.no_grad():
             latents = sample_video(frames, motion, plan, **networks,
                                    options=SamplingOptions(**{**base.__dict__, "strength": s}))
-            # decode_video's windows (disjoint) that hold the shown frames, decoded as it decodes them
-            decoded = {}
+            # decode_video's windows that hold the shown frames, decoded and blended as decode_frames does
+            pending = {}
             for window in windows:
                 lr_frames = plan.prepare(frames[list(window.frames)])
-                out = decode_window(nets["video_vae"], latents.latents[list(window.frames)], lr_frames, defaults.FUSION_W)
-                for pos, f in enumerate(window.frames):
-                    decoded[f] = _finish(out[pos], lr_frames[pos], plan, defaults.COLOR_FIX)
-        full[s] = torch.stack([decoded[f] for f in range(START, START + COUNT)])
+                out = decode_window(nets["video_vae"], latents.latents[list(window.frames)], lr_frames, defaults.FUSION_W,
+                                    defaults.DECODE_TILE_PX // 8)
+                for pos, (f, weight) in enumerate(zip(window.frames, window.weights)):
+                    if weight > 0:
+                        acc = pending.setdefault(f, [0.0, 0.0, lr_frames[pos]])
+                        acc[0], acc[1] = acc[0] + out[pos] * weight, acc[1] + weight
+        full[s] = torch.stack([_finish(pending[f][0] / pending[f][1], pending[f][2], plan, defaults.COLOR_FIX)
+                               for f in range(START, START + COUNT)])
         full_latents[s] = latents
         full_seconds[s] = time.perf_counter() - began
         print(f"full run strength {s:g}: {full_seconds[s]:.1f} s (sampling {args.frames} frames, decoding "
@@ -130,6 +137,7 @@ def main() -> None:
         return clip[:, y:y + h, x:x + w]
 
     reference = defaults.OFFICIAL_GUIDANCE_STRENGTH if defaults.OFFICIAL_GUIDANCE_STRENGTH in strengths else strengths[-1]
+    full_run(reference)  # first: the faithfulness table needs only this one
     rows = []
     print(f"\nFaithfulness at strength {reference:g}: preview vs the same box of the full run (8-bit)")
     print(f"{'region':<14}{'margin':>7}{'frame margin':>13}{'latent box':>11}{'PSNR dB':>9}{'max diff':>9}{'seconds':>8}"
@@ -161,6 +169,9 @@ def main() -> None:
                       f"{row['psnr_db']:>9.2f}{row['max_diff_8bit']:>9.0f}{row['seconds']:>8.1f}"
                       f"{row['decoder_only_psnr_db']:>17.2f}{row['decoder_only_box_alone_psnr_db']:>11.2f}", flush=True)
 
+    for s in strengths:
+        if s not in full:
+            full_run(s)
     name, box = REGIONS[1]
     sweep = preview(box, args.shipped_margin, defaults.PREVIEW_FRAME_MARGIN, strengths)
     print(f"\nSweep on '{name}' at margin {args.shipped_margin}: warping error x1000")

@@ -120,7 +120,7 @@ def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], f
     uh, uw = plan.upsampled
     (oh, ow) = plan.output_size
     x, y, w, h = box
-    out = {}
+    out, pending = {}, {}
     wanted = set(shown)
     for window in decoder_windows(frames.shape[0], video_vae.num_frames, cuts):
         if not wanted & set(window.frames):
@@ -136,27 +136,32 @@ def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], f
             whole = decode_window(video_vae, canvas.to(device, dtype), lr_whole.to(dtype), dec_w, tile).float()
             decoded = whole[..., 8 * y0:8 * y1, 8 * x0:8 * x1]
         check_finite(decoded, "CFW decode (preview)", dtype, VIDEO_VAE_LOADER)
-        # the picture part of the box (the full run colour-fixes the frame without its padding)
-        ph, pw = min(8 * y1, uh) - 8 * y0, min(8 * x1, uw) - 8 * x0
+        # windows sharing a frame (the last one sits flush with the clip's end) are blended by their weights
         for pos, (f, weight) in enumerate(zip(window.frames, window.weights)):
-            if f not in wanted or weight == 0 or f in out:
-                continue
-            content = decoded[pos:pos + 1, :, :ph, :pw]
-            style = lr[pos:pos + 1, :, :ph, :pw].float()
-            if colorfix == "adain":
-                fixed = adain_in_region(content, style, lr_whole[pos:pos + 1, :, :uh, :uw].float())
-            else:
-                fixed = color_fix(colorfix, content, style)
-            image = ((fixed + 1.0) / 2.0).clamp(0.0, 1.0)
-            # the output box on the working grid, then at output size when the two differ
-            top, left = y * uh / oh - 8 * y0, x * uw / ow - 8 * x0
-            if (uh, uw) == (oh, ow):
-                crop = image[..., round(top):round(top) + h, round(left):round(left) + w]
-            else:
-                sh, sw = math.ceil(h * uh / oh), math.ceil(w * uw / ow)
-                crop = image[..., int(top):int(top) + sh, int(left):int(left) + sw]
-                crop = F.interpolate(crop, size=(h, w), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
-            out[f] = crop[0].permute(1, 2, 0).cpu()
+            if f in wanted and weight > 0:
+                total, weights, _, _ = pending.setdefault(f, [0.0, 0.0, lr[pos:pos + 1].float(),
+                                                              lr_whole[pos:pos + 1, :, :uh, :uw].float()])
+                pending[f][0] = total + decoded[pos:pos + 1] * weight
+                pending[f][1] = weights + weight
+    # the picture part of the box (the full run colour-fixes the frame without its padding)
+    ph, pw = min(8 * y1, uh) - 8 * y0, min(8 * x1, uw) - 8 * x0
+    for f in shown:
+        total, weight, style, style_whole = pending[f]
+        content, style = (total / weight)[..., :ph, :pw], style[..., :ph, :pw]
+        if colorfix == "adain":
+            fixed = adain_in_region(content, style, style_whole)
+        else:
+            fixed = color_fix(colorfix, content, style)
+        image = ((fixed + 1.0) / 2.0).clamp(0.0, 1.0)
+        # the output box on the working grid, then at output size when the two differ
+        top, left = y * uh / oh - 8 * y0, x * uw / ow - 8 * x0
+        if (uh, uw) == (oh, ow):
+            crop = image[..., round(top):round(top) + h, round(left):round(left) + w]
+        else:
+            sh, sw = math.ceil(h * uh / oh), math.ceil(w * uw / ow)
+            crop = image[..., int(top):int(top) + sh, int(left):int(left) + sw]
+            crop = F.interpolate(crop, size=(h, w), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+        out[f] = crop[0].permute(1, 2, 0).cpu()
     return torch.stack([out[f] for f in shown])
 
 
@@ -241,13 +246,25 @@ GLYPHS = {
     "0": (7, 5, 5, 5, 7), "1": (2, 6, 2, 2, 7), "2": (7, 1, 7, 4, 7), "3": (7, 1, 7, 1, 7), "4": (5, 5, 7, 1, 1),
     "5": (7, 4, 7, 1, 7), "6": (7, 4, 7, 5, 7), "7": (7, 1, 1, 1, 1), "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 7),
     ".": (0, 0, 0, 0, 2), "-": (0, 0, 7, 0, 0), "=": (0, 7, 0, 7, 0), " ": (0, 0, 0, 0, 0),
-    "s": (0, 3, 6, 3, 6), "w": (0, 5, 5, 7, 5), "e": (7, 5, 7, 4, 7), "n": (0, 6, 5, 5, 5), "a": (0, 6, 3, 5, 7),
+    "s": (3, 4, 2, 1, 6), "w": (0, 5, 5, 7, 5), "e": (7, 5, 7, 4, 7), "n": (0, 6, 5, 5, 5), "a": (0, 6, 3, 5, 7),
     "/": (1, 1, 2, 4, 4),
 }
 
 
-def label_image(text: str, width: int, scale: int = 3) -> torch.Tensor:
-    """``[5 * scale + 2 * scale, width, 3]``: ``text`` in white on black, cut at ``width``."""
+def label_image(text: str, width: int, scale: int = 2) -> torch.Tensor:
+    """``[7 * scale, width, 3]``: ``text`` in white on black, cut at ``width``; drawn with Pillow's default
+    font where Pillow is installed (ComfyUI ships it), else with the small built-in glyphs."""
+    height = 7 * scale
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return _glyph_label(text, width, scale)
+    image = Image.new("RGB", (width, height))
+    ImageDraw.Draw(image).text((scale, 1), text, fill=(255, 255, 255))
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3).float() / 255.0
+
+
+def _glyph_label(text: str, width: int, scale: int) -> torch.Tensor:
     height = 7 * scale
     out = torch.zeros(height, width, 3)
     x = scale
