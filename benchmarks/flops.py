@@ -30,6 +30,7 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import image_tiles
 from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP
 from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
+from mgld_vsr.pipeline.sampling.region import region_extent, restrict_plan
 from mgld_vsr.pipeline.sampling.tiling import blended_layout, fitted_origins
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows
 
@@ -135,6 +136,50 @@ def default_mode_work(nets: "Networks", plan: SamplingPlan) -> float:
     return total / plan.num_frames
 
 
+#: The guidance preview's case (issue #29): a 256x256 output region over one window of a 100-frame
+#: 1080p clip, per strength, at the shipped margins; shown frames aligned with a decoder window, or
+#: straddling two (more frames to sample).
+PREVIEW_CLIP, PREVIEW_REGION, PREVIEW_STARTS = 100, 256, (50, 48)
+#: The project's assumed sustained GPU rate (docs/benchmarks.md, "Spread over several devices").
+GPU_TFLOPS = 100.0
+
+
+def preview_work(nets: "Networks", plan: SamplingPlan, extent) -> float:
+    """LR encoder + UNet work of one preview (one strength): the full plan restricted to ``extent``,
+    every window's cut tiles at their run sizes (``region.restrict_plan``)."""
+    total = 0.0
+    for step in restrict_plan(plan, extent):
+        for window in step.windows:
+            total += sum(nets.denoise_eval(p.h, p.w) for p in step.pieces) / WINDOW * len(window.frames)
+    return total
+
+
+def preview_case(nets: "Networks", steps: int) -> dict:
+    """The preview's UNet work against the full run's for :data:`PREVIEW_CLIP` 1080p frames."""
+    lr = LRPlan.create(1080 // 4, 1920 // 4, scale=4)
+    h, w = lr.latent_size
+    plan = default_plan(h, w, steps, PREVIEW_CLIP)
+    full = default_mode_work(nets, plan) * PREVIEW_CLIP
+    side = PREVIEW_REGION // 8
+    box = ((h - side) // 2 // 8 * 8, (w - side) // 2 // 8 * 8, side, side)  # centred, on the 8-px grid
+    out = {"full_unet_tflop": full / 1e12, "cases": []}
+    print(f"\nGuidance preview (issue #29): {PREVIEW_REGION}x{PREVIEW_REGION} output region, one {WINDOW}-frame window, "
+          f"margin {defaults.PREVIEW_MARGIN} latent px, {defaults.PREVIEW_FRAME_MARGIN} frames; {PREVIEW_CLIP}-frame "
+          f"1080p clip, {steps} steps; full run UNet {full / 1e12:.0f} TFLOP")
+    for start in PREVIEW_STARTS:
+        extent = region_extent(plan, (start, start + WINDOW), box, defaults.PREVIEW_MARGIN,
+                               defaults.PREVIEW_FRAME_MARGIN, WINDOW)
+        work = preview_work(nets, plan, extent)
+        row = {"start": start, "frames_sampled": extent.frames, "latent_box": list(extent.size),
+               "unet_tflop": work / 1e12, "share_of_full": work / full, "gpu_s_estimate": work / 1e12 / GPU_TFLOPS}
+        out["cases"].append(row)
+        print(f"  frames {start}..{start + WINDOW - 1}: samples {extent.frames} frames x {extent.size[0]}x{extent.size[1]} "
+              f"latent: {work / 1e12:.1f} TFLOP per strength = 1/{full / work:.0f} of the full run "
+              f"(target <= 1/20: {'PASS' if work <= full / 20 else 'FAIL'}); about {row['gpu_s_estimate']:.1f} s of "
+              f"UNet at {GPU_TFLOPS:g} TFLOP/s (full run {full / 1e12 / GPU_TFLOPS:.0f} s)")
+    return out
+
+
 def latent_tiles(h: int, w: int) -> tuple[int, int, int]:
     """(tile height, tile width, tiles per step) of the official 64/32 canvas on an h x w latent."""
     canvas = blended_layout(h, w, TILE, TILE_OVERLAP)
@@ -185,7 +230,11 @@ def main():
     parser.add_argument("--steps", type=int, default=defaults.OFFICIAL_STEPS)
     parser.add_argument("--no-untiled", action="store_true", help="skip the exact untiled (whole-latent) count")
     parser.add_argument("--json", type=pathlib.Path, help="write the per-case, per-mode figures to this file")
+    parser.add_argument("--preview-only", action="store_true", help="only the guidance preview's case (issue #29)")
     args = parser.parse_args()
+    if args.preview_only:
+        preview_case(Networks(), args.steps)
+        return
     start = time.perf_counter()
     print(f"torch.__version__ = {torch.__version__}")
     print(f"machine: {machine()}")
@@ -317,6 +366,7 @@ def main():
               "(FLOP convention, latent padding and which tiling is counted change the totals).")
     else:
         print(f"  within 15% of the reference ({off_dev:+.0%} official, {min_dev:+.0%} minimum).")
+    preview_case(nets, steps)
     print(f"\nwall time {time.perf_counter() - start:.1f} s")
 
 

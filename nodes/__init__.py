@@ -9,6 +9,7 @@ from .interpolation import MGLDInterpolateFrames
 from .loaders import MGLDDiffusionModelLoader, MGLDRAFTLoader, MGLDVideoVAELoader
 from .metrics import MGLDWarpingError
 from .names import NODE_DISPLAY_NAME_MAPPINGS
+from .preview import MGLDGuidancePreview
 from .sampler import MGLDSampler, MGLDSamplerOfficial
 from .stream import MGLDDecodeAndSave
 from .video import MGLDLoadVideo, MGLDSaveVideo
@@ -26,6 +27,7 @@ NODE_CLASS_MAPPINGS = {
     "MGLDWarpingError": MGLDWarpingError,
     "MGLDDecodeAndSave": MGLDDecodeAndSave,
     "MGLDInterpolateFrames": MGLDInterpolateFrames,
+    "MGLDGuidancePreview": MGLDGuidancePreview,
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -32,6 +32,7 @@ _COMFY_MODULES = {
     "latent_preview": "latent_preview",
     "video_types": "comfy_api.input_impl",
     "video_util": "comfy_api.util",
+    "nodes": "nodes",
 }
 
 
@@ -324,6 +325,15 @@ def sampling_checkpoint():
     from ..pipeline.sampling.checkpoint import SamplingCheckpoint
 
     return SamplingCheckpoint(folder, int(os.environ.get("MGLD_CHECKPOINT_EVERY") or CHECKPOINT_EVERY))
+
+
+def preview_images(images: torch.Tensor) -> list:
+    """``ui`` entries that show ``images [N,H,W,3]`` on the node that returns them: ComfyUI's own preview
+    files (its temp folder, as its Preview Image node writes them); none without ComfyUI (no canvas)."""
+    nodes = _comfy("nodes") if _comfy("folder_paths") is not None else None
+    if nodes is None or not hasattr(nodes, "PreviewImage"):
+        return []
+    return nodes.PreviewImage().save_images(images, filename_prefix="MGLD_preview")["ui"]["images"]
 
 
 def notify(text: str) -> None:

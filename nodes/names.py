@@ -18,4 +18,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MGLDWarpingError": "MGLD Warping Error",
     "MGLDDecodeAndSave": "MGLD Decode + Save Video (long videos)",
     "MGLDInterpolateFrames": "MGLD Interpolate Frames",
+    "MGLDGuidancePreview": "MGLD Guidance Preview",
 }

@@ -205,12 +205,86 @@ def _saver_and_decoder(node: str, v: dict) -> None:
     _saver(node, v)
 
 
+#: The smallest region a guidance preview shows: one 8-latent-pixel UNet unit.
+MIN_REGION_PX = 8 * LATENT_TILE_STEP
+#: Strengths one preview may sweep (each is a sampling of the region).
+MAX_STRENGTHS = 12
+
+
+def parse_region(node: str, text: Any) -> Optional[tuple[int, int, int, int]]:
+    """The preview's ``region`` widget: ``None`` for ``auto``, else ``(x, y, width, height)`` in output pixels.
+
+    The frame's size is only known when the node runs; its own check of the box against it uses the
+    same message form."""
+    fix = f"type auto, or x, y, width, height in output pixels (e.g. 0, 0, 256, 256)"
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(node, "region", text, "is empty", fix)
+    if text.strip().lower() == "auto":
+        return None
+    parts = [p for p in text.replace(";", ",").split(",")]
+    try:
+        numbers = [float(p.strip()) for p in parts]
+    except ValueError:
+        raise InputError(node, "region", text, "is not four numbers", fix) from None
+    if len(numbers) != 4 or not all(math.isfinite(v) and v == int(v) for v in numbers):
+        raise InputError(node, "region", text, "is not four whole numbers", fix)
+    x, y, w, h = (int(v) for v in numbers)
+    if x < 0 or y < 0:
+        raise InputError(node, "region", text, "starts outside the frame (negative x or y)", "use x, y >= 0")
+    if w <= 0 or h <= 0:
+        raise InputError(node, "region", text, "is an empty box", f"give a width and height of at least {MIN_REGION_PX}")
+    if w < MIN_REGION_PX or h < MIN_REGION_PX:
+        raise InputError(node, "region", text, f"is smaller than {MIN_REGION_PX}x{MIN_REGION_PX} pixels",
+                         f"give a width and height of at least {MIN_REGION_PX}")
+    return x, y, w, h
+
+
+def parse_strengths(node: str, text: Any) -> list[float]:
+    """The preview's ``strengths`` widget: distinct finite numbers from 0 to 100, in the order typed."""
+    fix = "type numbers from 0 to 100 separated by commas, e.g. 0, 5, 10, 20"
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(node, "strengths", text, "is empty", fix)
+    values = []
+    for part in text.replace(";", ",").split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            raise InputError(node, "strengths", text, f"{part.strip()!r} is not a number", fix) from None
+        if not math.isfinite(value):
+            raise InputError(node, "strengths", text, f"{part.strip()} is not a finite number", fix)
+        if not 0 <= value <= 100:
+            raise InputError(node, "strengths", text, f"{part.strip()} is outside 0 to 100", fix)
+        if value in values:
+            raise InputError(node, "strengths", text, f"{part.strip()} is listed twice", "list each strength once")
+        values.append(value)
+    if len(values) > MAX_STRENGTHS:
+        raise InputError(node, "strengths", text, f"lists {len(values)} strengths", f"list at most {MAX_STRENGTHS}")
+    return values
+
+
+def _preview(node: str, v: dict) -> None:
+    _sampler(node, v)
+    _decoder(node, v)
+    if "region" in v:
+        parse_region(node, v["region"])
+    strengths = parse_strengths(node, v["strengths"]) if "strengths" in v else None
+    for name in ("compare_a", "compare_b"):
+        if strengths is not None and v.get(name) is not None and float(v[name]) not in strengths:
+            raise InputError(node, name, v[name], "is not one of the strengths",
+                             f"set one of {', '.join(f'{s:g}' for s in strengths)}")
+    window, count = v.get("window"), v.get("frame_count")
+    if window is not None and count is not None and count < window:
+        raise InputError(node, "frame_count", count, f"is shorter than one temporal window ({window} frames)",
+                         f"show at least {window} frames")
+
+
 RULES: dict[str, Callable[[str, dict], None]] = {
     "MGLDSampler": _sampler,
     "MGLDSamplerOfficial": _official_sampler,
     "MGLDDecode": _decoder,
     "MGLDSaveVideo": _saver,
     "MGLDDecodeAndSave": _saver_and_decoder,
+    "MGLDGuidancePreview": _preview,
 }
 
 #: The pixel formats the save nodes offer (kept in step with nodes/video.py's list).
@@ -330,4 +404,4 @@ def comfy_verdict(cls, **values) -> Any:
 
 
 __all__ = ["InputError", "check_decode_tile", "check_node", "check_prefix", "coerce", "comfy_verdict", "input_specs",
-           "is_widget", "unwritable"]
+           "is_widget", "parse_region", "parse_strengths", "unwritable"]

@@ -93,3 +93,15 @@ LATENT_TILE_STEP = 8
 #: Decode tiles are set in output pixels, in whole latent steps: LATENT_TILE_STEP latent pixels of 8
 #: output pixels each.
 DECODE_TILE_STEP = 8 * LATENT_TILE_STEP
+
+# ------------------------------------------------------------------- guidance preview (docs/preview.md)
+#: Latent pixels sampled around a preview's region, and frames beyond the decoder windows of its shown
+#: frames: the context that keeps the cut tiles, windows and warps at the box's edge away from the
+#: region. benchmarks/preview.py measures the difference from the full run against the margin
+#: (docs/preview.md): on the stand-in the decoder's colour fix, not the sampling, limits it; 16 (a
+#: quarter of the real model's 64-px tile) keeps context for 50-step runs at 1/57 of a 1080p full run.
+PREVIEW_MARGIN = 16
+PREVIEW_FRAME_MARGIN = 2
+#: Side of the ``auto`` region, in output pixels, and the strengths a new preview node sweeps.
+PREVIEW_AUTO_SIZE = 256
+PREVIEW_STRENGTHS = "0, 5, 10, 20"

@@ -155,7 +155,10 @@ def _run(args) -> int:
         if missing:
             print(WEIGHTS_HELP.format(missing=", ".join(missing), folder=host.model_dirs()[0]), file=sys.stderr)
             return EXIT_MISSING_WEIGHTS
-        results = headless.Runner(classes).run(api)
+        runner = headless.Runner(classes)
+        results = runner.run(api)
+        for node_id, text in runner.texts.items():  # e.g. the guidance preview's table: strength, error, seconds
+            print(f"{headless.preflight.node_label(node_id, api[node_id])}:\n{text}", file=sys.stderr)
     except KeyboardInterrupt as exc:
         say_interrupted(exc)
         return EXIT_INTERRUPTED

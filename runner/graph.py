@@ -175,10 +175,12 @@ class Runner:
         self.classes = with_core_nodes(classes)
         self.cache: dict[str, tuple[Any, tuple]] = {}
         self.executed: list[str] = []
+        #: Text each node executed in the last run shows on itself in ComfyUI (``ui.text``), by node id.
+        self.texts: dict[str, str] = {}
 
     def run(self, api: dict) -> dict:
         """Run every node (results by node id). A node's exception comes out as :class:`NodeFailed`."""
-        self.executed = []
+        self.executed, self.texts = [], {}
         check(api, self.classes, output_given=any(n.get("output_path") for n in api.values()))
         order = topological_order(api)
         signatures, results = {}, {}
@@ -213,6 +215,9 @@ class Runner:
                 except Exception as exc:
                     raise NodeFailed(node_id, preflight.node_label(node_id, node), exc) from exc
                 if isinstance(output, dict):
+                    texts = (output.get("ui") or {}).get("text") or []
+                    if texts:  # what ComfyUI shows on the node (figures, a table): the CLI prints it
+                        self.texts[node_id] = "\n".join(str(t) for t in texts)
                     output = output.get("result", ())
                 results[node_id] = tuple(output)
                 self.cache[node_id] = (results[node_id], signature)

@@ -39,7 +39,7 @@ STEPS, FRAMES = 1, 6
 def quick_copy(workflow: dict) -> dict:
     """The workflow with 1 sampling step and 6 loaded frames (what a frontend check needs to finish fast)."""
     for node in workflow["nodes"]:
-        if node["type"] in ("MGLDSampler", "MGLDSamplerOfficial"):
+        if node["type"] in ("MGLDSampler", "MGLDSamplerOfficial", "MGLDGuidancePreview"):
             node["widgets_values"][0] = STEPS
         elif node["type"] == "MGLDLoadVideo":
             node["widgets_values"][2] = FRAMES  # video, start_frame, frame_count, ...

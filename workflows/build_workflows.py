@@ -173,9 +173,40 @@ def interpolate(classes):
     return g.to_json()
 
 
+def tune_guidance(classes):
+    """Loaders -> LR video -> flow -> guidance preview sweep -> grid and A/B view; the full run muted until a
+    strength is picked (un-mute nodes 9-11 and set the sampler's guidance_strength)."""
+    g = Graph(classes)
+    g.add(1, "MGLDDiffusionModelLoader", (40, 40), {"ckpt_name": "mgldvsr_unet.ckpt"}, size=(340, 110))
+    g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
+    g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
+    g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
+    g.add(5, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(6, "MGLDGuidancePreview", (440, 40),
+          links={"model": (1, 0), "video_vae": (2, 0), "frames": (4, 0), "flow": (5, 0)},
+          title="Guidance preview: sweep on a region", size=(360, 480))
+    g.add(7, "PreviewImage", (840, 40), links={"images": (6, 0)}, title="Grid: one frame per strength (1:1)",
+          size=(520, 300))
+    g.add(8, "PreviewImage", (840, 380), links={"images": (6, 4)}, title="A/B: compare_a | compare_b", size=(520, 300))
+    g.add(12, "PreviewImage", (840, 720), links={"images": (6, 1)}, title="Clips, strength after strength",
+          size=(520, 300))
+    g.add(9, "MGLDSampler", (1400, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)},
+          title="Full run: set the chosen guidance_strength, then un-mute 9-11", size=(340, 360))
+    g.add(10, "MGLDDecode", (1400, 440), links={"video_vae": (2, 0), "latent": (9, 0), "frames": (4, 0)},
+          size=(320, 200))
+    g.add(11, "MGLDSaveVideo", (1780, 40), {"filename_prefix": "MGLD/mgld_vsr_tuned"},
+          links={"frames": (10, 0), "fps": (4, 1), "audio": (4, 2)}, size=(320, 440))
+    for node in (9, 10, 11):
+        g.nodes[node]["mode"] = MUTED
+    return g.to_json()
+
+
+#: LiteGraph's node mode "never" (muted): the node and what only it feeds do not run.
+MUTED = 2
+
 WORKFLOWS = (("mgld_vsr_basic.json", basic), ("mgld_vsr_advanced.json", advanced),
              ("mgld_vsr_long_video.json", long_video), ("mgld_vsr_x4_fps_x2.json", x4_fps_x2),
-             ("mgld_interpolate_x2.json", interpolate))
+             ("mgld_interpolate_x2.json", interpolate), ("mgld_vsr_tune_guidance.json", tune_guidance))
 
 
 def main():

@@ -2,6 +2,7 @@
 """Template thumbnails: a frame of a workflow's result on the sample clip, with the input frame inset.
 
     python workflows/make_thumbnails.py RESULTS_DIR [--note TEXT]
+    python workflows/make_thumbnails.py --grid WORKFLOW PICTURE.png [--note TEXT]
 
 ``RESULTS_DIR/<workflow>/`` holds the videos a run of ``example_workflows/<workflow>.json`` saved on
 the sample clip (``tests/host_check.py --out DIR`` leaves them in ``DIR/outputs``); the newest
@@ -55,11 +56,36 @@ def thumbnail(result: pathlib.Path, note: str) -> Image.Image:
     return canvas
 
 
+def grid_thumbnail(grid: pathlib.Path, note: str) -> Image.Image:
+    """A workflow whose result is a picture, not a video (the guidance preview's grid of strengths): the
+    picture scaled to the card's width (nearest-neighbour when enlarged: its pixels stay visible), a
+    title and the note underneath."""
+    picture = Image.open(grid).convert("RGB")
+    scale = WIDTH / picture.width
+    picture = picture.resize((WIDTH, max(1, round(picture.height * scale))),
+                             Image.NEAREST if scale >= 1 else Image.LANCZOS)
+    height = max(picture.height + 40, 270)
+    canvas = Image.new("RGB", (WIDTH, height), (24, 24, 24))
+    canvas.paste(picture, (0, (height - 40 - picture.height) // 2))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((6, height - 34), "MGLD Guidance Preview: one frame per strength", fill=(255, 255, 255))
+    draw.text((6, height - 18), note, fill=(200, 200, 200))
+    return canvas
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=pathlib.Path)
+    parser.add_argument("results", type=pathlib.Path, nargs="?")
     parser.add_argument("--note", default="tiny random test weights, 1 step: noise-like, not the real model's output")
+    parser.add_argument("--grid", nargs=2, metavar=("WORKFLOW", "PNG"),
+                        help="thumbnail of WORKFLOW from a picture instead (e.g. mgld_vsr_tune_guidance and the grid "
+                             "benchmarks/preview.py --grid writes)")
     args = parser.parse_args()
+    if args.grid:
+        target = ROOT / "example_workflows" / f"{args.grid[0]}.jpg"
+        grid_thumbnail(pathlib.Path(args.grid[1]), args.note).save(target, quality=90)
+        print(target)
+        return
     for workflow in sorted((ROOT / "example_workflows").glob("*.json")):
         videos = sorted((args.results / workflow.stem).glob("*.mp4"), key=lambda p: p.stat().st_mtime)
         if not videos:

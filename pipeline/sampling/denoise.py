@@ -26,6 +26,17 @@ def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_mo
     ``between_tiles()`` runs before each batch of tiles: an interrupt check there stops a run within
     one tile's UNet pass.
     """
+    predict = tile_predictor(unet, lr_encoder, x, lr_latent, t_model, context, num_frames, between_tiles)
+    return stitch(x, predict, layout, tiles_per_batch, weights)
+
+
+def tile_predictor(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_model: int, context: torch.Tensor,
+                   num_frames: int | None = None, between_tiles: Callable[[], None] | None = None):
+    """``predict(origins, tile_h, tile_w)``: the noise prediction of same-size tiles of ``x`` at those origins.
+
+    Shared by :func:`predict_eps` (a layout's tiles) and the region preview (``region.py``: a layout's
+    tiles cut by a box), so both run the networks on a tile the same way.
+    """
     dtype = model_dtype(unet)
     t = torch.tensor([t_model], device=x.device, dtype=torch.long)
     context = context.to(device=x.device, dtype=dtype)
@@ -39,4 +50,4 @@ def predict_eps(unet, lr_encoder, x: torch.Tensor, lr_latent: torch.Tensor, t_mo
         eps = unet(noisy, t, context, cond, num_frames).float()
         return eps.chunk(len(origins))
 
-    return stitch(x, predict, layout, tiles_per_batch, weights)
+    return predict

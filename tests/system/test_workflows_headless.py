@@ -92,7 +92,11 @@ def test_basic_workflow_keeps_a_variable_frame_rate_clip_in_sync(models_dir, vfr
     assert len(notices) == 1 and "4 source frames -> 6" in notices[0] and "loaded 6 frames" in notices[0]
 
 
-@pytest.mark.parametrize("workflow", [p for p in WORKFLOWS if p.name != "mgld_vsr_basic.json"],
+#: Shipped workflows that save nothing until the user acts (their savers are muted): tested on their own below.
+PREVIEW_ONLY = {"mgld_vsr_tune_guidance.json"}
+
+
+@pytest.mark.parametrize("workflow", [p for p in WORKFLOWS if p.name != "mgld_vsr_basic.json" and p.name not in PREVIEW_ONLY],
                          ids=lambda p: p.stem)
 def test_every_other_shipped_workflow_runs_headless(workflow, models_dir, short_clip, tmp_path):
     """Core video nodes included (the advanced workflow loads and saves through ComfyUI's own)."""
@@ -126,3 +130,38 @@ def test_input_replaces_every_loader_and_unknown_nodes_are_named():
     workflow = {"nodes": [{"id": 1, "type": "VHS_LoadVideo", "widgets_values": []}], "links": []}
     with pytest.raises(headless.WorkflowError, match="VHS_LoadVideo.*Load ?Video"):
         headless.to_api(workflow, mgld_vsr.NODE_CLASS_MAPPINGS)
+
+
+@pytest.fixture(scope="module")
+def six_frames(tmp_path_factory):
+    """6 frames 32x32 (more than one 5-frame window) at 24 fps."""
+    frames = torch.stack([torch.from_numpy(f) for f in level_frames(6, texture=20)])
+    return video_io.write_video(tmp_path_factory.mktemp("clip") / "six.mkv", frames, Fraction(24), codec="ffv1")
+
+
+def test_tuning_workflow_sweeps_headless_and_a_new_strength_reruns_only_the_preview(models_dir, six_frames, capsys):
+    """The tuning workflow runs headless: the sweep's table (strength, warping error, seconds) is printed; the full
+    run stays muted; changing the strength list re-runs the preview (and what shows it), not the loaders or the flow."""
+    workflow = REPO_ROOT / "example_workflows" / "mgld_vsr_tune_guidance.json"
+    sets = ["--set", "MGLDGuidancePreview.steps=1", "--set", "MGLDGuidancePreview.strengths=0, 10"]
+    assert run_workflow.main([str(workflow), "--input", str(six_frames), *sets]) == 0
+    console = capsys.readouterr().err
+    assert re.search(r"strength\s+warping error x1000\s+seconds", console), console
+    assert re.search(r"^\s+0\s+\S+\s+\d+\.\d$", console, re.M) and re.search(r"^\s+10\s+\S+\s+\d+\.\d$", console, re.M)
+
+    api = headless.to_api(headless.load_workflow(str(workflow)), mgld_vsr.NODE_CLASS_MAPPINGS)
+    assert not any(n["class_type"] in ("MGLDSampler", "MGLDDecode", "MGLDSaveVideo") for n in api.values())  # muted
+    headless.set_input_video(api, str(six_frames))
+    headless.apply_overrides(api, mgld_vsr.NODE_CLASS_MAPPINGS, ["MGLDGuidancePreview.steps=1",
+                                                                  "MGLDGuidancePreview.strengths=0, 10"])
+    runner = headless.Runner(mgld_vsr.NODE_CLASS_MAPPINGS)
+    first = runner.run(api)
+    preview = next(i for i, n in api.items() if n["class_type"] == "MGLDGuidancePreview")
+    grid, clips, a, b, pair, table = first[preview]
+    assert clips.shape[0] == 2 * 5 and a.shape == b.shape and grid.shape[2] > 2 * a.shape[2]
+    assert len(runner.executed) == len(api)
+    headless.apply_overrides(api, mgld_vsr.NODE_CLASS_MAPPINGS, ["MGLDGuidancePreview.strengths=0, 5, 10"])
+    runner.run(api)
+    shows = {i for i, n in api.items() if n["class_type"] == "PreviewImage"}
+    assert set(runner.executed) == {preview} | shows, runner.executed
+    assert "      5 " in runner.texts[preview]
