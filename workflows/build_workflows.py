@@ -122,7 +122,7 @@ def advanced(classes):
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
     g.add(4, "LoadVideo", (40, 470), {0: SAMPLE}, title="Load Video (core)", size=(340, 330))
     g.add(5, "MGLDLoadVideo", (40, 840), {"video": SAMPLE}, links={"video_input": (4, 0)}, size=(340, 250))
-    g.add(6, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 130))
+    g.add(6, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 170))
     g.add(7, "PreviewImage", (440, 740), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 280))
     g.add(8, "PreviewImage", (780, 740), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 280))
     g.add(9, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
@@ -138,6 +138,8 @@ def advanced(classes):
     g.add(15, "CreateVideo", (1180, 530), links={"images": (11, 0), "fps": (5, 1), "audio": (5, 2)},
           title="Create Video (core)", size=(300, 110))
     g.add(16, "SaveVideo", (1180, 680), title="Save Video (core)", links={"video": (15, 0)}, size=(320, 330))
+    g.add(17, "PreviewImage", (440, 1060), links={"images": (6, 3)}, title="Scene cuts (one strip per boundary)",
+          size=(660, 240))
     return g.to_json()
 
 

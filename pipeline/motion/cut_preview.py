@@ -46,16 +46,14 @@ def text_mask(text: str, scale: int = TEXT_SCALE) -> torch.Tensor:
 
 
 def _stamp(image: torch.Tensor, text: str, y: int, x: int, colour=(1.0, 1.0, 1.0)) -> None:
-    """Writes ``text`` into ``image [H,W,3]`` at ``(y, x)`` on a dark backing, clipped to the image."""
-    mask = text_mask(text)
-    h, w = min(mask.shape[0] + 2, image.shape[0] - y), min(mask.shape[1] + 2, image.shape[1] - x)
+    """Writes ``text`` into ``image [H,W,3]`` at ``(y, x)`` on a darkened backing, clipped to the image."""
+    mask = F.pad(text_mask(text), (1, 1, 1, 1))  # one dot of backing around the ink
+    h, w = min(mask.shape[0], image.shape[0] - y), min(mask.shape[1], image.shape[1] - x)
     if h <= 0 or w <= 0:
         return
-    image[y:y + h, x:x + w] *= 0.3
-    m = mask[:h - 1, :w - 1].unsqueeze(-1)
-    region = image[y + 1:y + h, x + 1:x + w]
-    region.copy_(region * (1 - m[:region.shape[0], :region.shape[1]])
-                 + m[:region.shape[0], :region.shape[1]] * torch.tensor(colour))
+    m = mask[:h, :w].unsqueeze(-1)
+    region = image[y:y + h, x:x + w]
+    region.copy_(region * 0.3 * (1 - m) + m * torch.tensor(colour))
 
 
 def _frames_of(b: Boundary, n: int) -> list[int]:

@@ -299,7 +299,9 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_T
     if n < 1:
         raise ValueError("no frames to compute flow for")
     detector = cut_detector if threshold_value(cut_threshold) < float("inf") else "none"
-    shots = find_shots(frames, detector, cut_threshold, manual_cuts, hooks=hooks)
+    device = estimator_placement(raft)[0]  # TransNetV2 runs where RAFT does (the CPU for a storage-free count)
+    shots = find_shots(frames, detector, cut_threshold, manual_cuts, hooks=hooks,
+                       device=device if device.type in ("cuda", "mps", "xpu") else None)
     progress = ProgressCounter(hooks, n, "optical flow")
     # Filled chunk by chunk in host RAM: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size
