@@ -242,6 +242,18 @@ def run(detectors: list[str], cases: list[Case]) -> dict:
     return results
 
 
+def transnet_gflop_per_frame() -> float:
+    """Matrix-product and convolution work of one 100-frame window, per frame it keeps (50)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mgld_vsr.models.transnet import STRIDE, WINDOW, load_transnet
+
+    frames = torch.randint(0, 256, (1, WINDOW, 27, 48, 3), dtype=torch.uint8)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        load_transnet()(frames)
+    return counter.get_total_flops() / STRIDE / 1e9
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write every case's detections here")
@@ -259,6 +271,8 @@ def main() -> int:
         rec = r["recall"]
         print(f"{name:20s} {rec['hard']:>7s} {rec['same_colour']:>9s} {rec['gradual']:>8s} "
               f"{r['false_cuts_on_negatives']:>14d} {r['f1']:>6.3f} {r['ms_per_frame']:>9.2f}")
+    print(f"TransNetV2 work: {transnet_gflop_per_frame():.2f} GFLOP per frame (FlopCounterMode; the sampler's is "
+          f"about 54 TFLOP per output frame at 128->512, docs/benchmarks.md)")
     for case_index, case in enumerate(cases):
         line = "; ".join(f"{name}: {results[name]['cases'][case_index]['found']}" for name in results)
         print(f"  {case.group:11s} {case.name:40s} {line}")

@@ -8,12 +8,11 @@ and it marks scene cuts so nothing is ever warped across a shot boundary.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import torch
 
 from ...models.placement import compute_device
-from typing import Optional
-
 from ..defaults import CUT_DETECTOR, CUT_THRESHOLD, OFFICIAL_OCCLUSION_ALPHA, OFFICIAL_OCCLUSION_BETA
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
 from ..numerics import RAFT_LOADER, check_finite

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mgld_vsr.pipeline.motion.cuts import (Boundary, DetectorScores, ManualEdits, Shots, decide, detect, find_shots,
+from mgld_vsr.pipeline.motion.cuts import (Boundary, DetectorScores, ManualEdits, decide, detect, find_shots,
                                            parse_manual)
 from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
 from mgld_vsr.pipeline.sampling.windows import plan_windows, shifted_windows
