@@ -23,9 +23,10 @@ objects and :class:`Shots` derives, once, everything downstream reads:
   which is what a dissolve or fade is; no motion is synthesised across it).
 
 A flash (a camera flash, a lightning frame) looks like two cuts one frame apart to any detector; it is
-recognised afterwards: a boundary whose odd frame f is followed by a frame almost identical to the one
-before it (``FLASH_MAX_DIFF`` of mean absolute difference at TransNetV2's 48x27, a test no same-colour cut
-passes because the two shots differ pixel by pixel) becomes a flash.
+recognised afterwards: a boundary whose odd frame f jumps away from both neighbours while the frames
+before and after it are alike (``FLASH_MIN_JUMP``, ``FLASH_SIMILARITY``: mean absolute differences at
+TransNetV2's 48x27, a test no same-colour cut passes because its two shots differ pixel by pixel) becomes
+a flash.
 
 The user can correct the detector with a manual list (:func:`parse_manual`), applied after detection.
 """
@@ -43,10 +44,12 @@ from ..defaults import CUT_DETECTOR, CUT_THRESHOLD
 
 #: The detectors a user can choose; ``none`` marks no boundary (manual ones still apply).
 DETECTORS = ("transnetv2", "histogram", "none")
-#: Mean absolute difference (0..1, grey, 48x27) below which the frames on either side of a suspected
-#: one-frame boundary count as the same picture, making that frame a flash. Neighbouring frames of a
-#: moving shot differ by 0.01-0.05 at this size; different shots, even of one colour, by 0.1 and more.
-FLASH_MAX_DIFF = 0.05
+#: A frame f is a flash when it jumps away from both neighbours (mean absolute grey difference at 48x27
+#: above ``FLASH_MIN_JUMP``; neighbouring frames of a moving shot differ by 0.01-0.05 there) while frames
+#: f-1 and f+1 are alike: they differ by less than ``FLASH_SIMILARITY`` times the smaller of the two jumps.
+#: Relative, because f-1 and f+1 of a moving shot are two frames apart and differ by the motion.
+FLASH_MIN_JUMP = 0.05
+FLASH_SIMILARITY = 0.5
 #: A transition's frames reach out, from the frames the detector marks, as long as its many-hot (transition)
 #: score stays above this share of the threshold: TransNetV2's many-hot score sags below the threshold in
 #: the darkest frames of a fade and at a dissolve's ends, whose frames are still a blend of two shots; a
@@ -301,8 +304,10 @@ def _flashes(found: list[Boundary], scores: DetectorScores) -> list[Boundary]:
     n = scores.num_frames
 
     def flash_frame(f: int) -> bool:
-        return (1 <= f <= n - 2 and float(scores.skip_diff[f - 1]) < FLASH_MAX_DIFF
-                and float(scores.step_diff[f - 1]) > FLASH_MAX_DIFF and float(scores.step_diff[f]) > FLASH_MAX_DIFF)
+        if not 1 <= f <= n - 2:
+            return False
+        jump = min(float(scores.step_diff[f - 1]), float(scores.step_diff[f]))
+        return jump > FLASH_MIN_JUMP and float(scores.skip_diff[f - 1]) < FLASH_SIMILARITY * jump
 
     out: list[Boundary] = []
     flashes: dict[int, float] = {}
