@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What a missed scene cut does to the output: the stand-in's default mode across a same-colour cut.
 
-    python benchmarks/cuts_effect.py [--frames 5] [--steps 10] [--picture docs/cuts_before_after.png]
+    python benchmarks/cuts_effect.py [--frames 5] [--steps 10] [--picture PNG]
 
 The clip: ``--frames`` frames of the held-out Big Buck Bunny shot (from frame 8), then ``--frames`` frames
 of the same shot 82 frames later: the same grass and sky, so the colour histogram does not change (its
