@@ -372,11 +372,24 @@ def frame_differences(thumbs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return step, skip
 
 
+def colour_histogram_jumps(frames01: torch.Tensor, bins: int = 32) -> torch.Tensor:
+    """Per neighbouring pair, half the L1 distance of the normalised RGB histograms (0 = same, 1 = disjoint).
+
+    Shot boundaries change the colour distribution abruptly, while motion inside a shot barely does.
+    """
+    if frames01.shape[0] < 2:
+        return torch.zeros(0, device=frames01.device)
+    n = frames01.shape[0]
+    q = (frames01.clamp(0, 1) * (bins - 1)).round().long().reshape(n, 3, -1)
+    q = q + torch.arange(3, device=q.device).view(1, 3, 1) * bins
+    hist = torch.zeros(n, 3 * bins, device=frames01.device).scatter_add_(1, q.reshape(n, -1), torch.ones_like(q.reshape(n, -1), dtype=torch.float32))
+    hist = hist / (3 * q.shape[-1])
+    return (hist[1:] - hist[:-1]).abs().sum(dim=1) / 2
+
+
 def histogram_jumps(frames: torch.Tensor, bins: int = HISTOGRAM_BINS) -> torch.Tensor:
     """Per neighbouring pair of ``[N, H, W, 3]`` frames (uint8 or [0, 1]), half the L1 distance of the normalised
     RGB histograms (0 = same colours, 1 = disjoint). The pack's original detector, computed at the frames' size."""
-    from .field import colour_histogram_jumps
-
     n = frames.shape[0]
     out = torch.zeros(max(n - 1, 0))
     for a in range(0, max(n - 1, 0), DETECT_CHUNK):

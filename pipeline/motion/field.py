@@ -14,6 +14,7 @@ import torch
 
 from ...models.placement import compute_device
 from ..defaults import CUT_DETECTOR, CUT_THRESHOLD, OFFICIAL_OCCLUSION_ALPHA, OFFICIAL_OCCLUSION_BETA
+from .cuts import colour_histogram_jumps, find_shots, threshold_value  # noqa: F401 (colour_histogram_jumps: re-exported)
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
 from ..numerics import RAFT_LOADER, check_finite
 
@@ -102,21 +103,6 @@ def occlusion_for_pairs(flows_forward: torch.Tensor, flows_backward: torch.Tenso
     if fwd_occ.dim() == 3:
         fwd_occ, bwd_occ = fwd_occ.unsqueeze(1), bwd_occ.unsqueeze(1)
     return fwd_occ, bwd_occ
-
-
-def colour_histogram_jumps(frames01: torch.Tensor, bins: int = 32) -> torch.Tensor:
-    """Per neighbouring pair, half the L1 distance of the normalised RGB histograms (0 = same, 1 = disjoint).
-
-    Shot boundaries change the colour distribution abruptly, while motion inside a shot barely does.
-    """
-    if frames01.shape[0] < 2:
-        return torch.zeros(0, device=frames01.device)
-    n = frames01.shape[0]
-    q = (frames01.clamp(0, 1) * (bins - 1)).round().long().reshape(n, 3, -1)
-    q = q + torch.arange(3, device=q.device).view(1, 3, 1) * bins
-    hist = torch.zeros(n, 3 * bins, device=frames01.device).scatter_add_(1, q.reshape(n, -1), torch.ones_like(q.reshape(n, -1), dtype=torch.float32))
-    hist = hist / (3 * q.shape[-1])
-    return (hist[1:] - hist[:-1]).abs().sum(dim=1) / 2
 
 
 #: Pairs resized and occlusion-checked at a time when a clip's latent-grid motion is derived.
@@ -286,7 +272,6 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_T
     ``cut_detector`` at ``cut_threshold``, corrected by ``manual_cuts``), before RAFT runs, so a bad manual
     list is refused before any work; ``cut_threshold`` 1 or above finds none.
     """
-    from .cuts import find_shots, threshold_value
     from ..workers.executor import LOCAL
     from ..hooks import ProgressCounter
 
