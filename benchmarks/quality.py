@@ -229,7 +229,7 @@ def run_mode(name: str, nets: dict, frames: torch.Tensor, flow, plan: LRPlan, se
                                       first_stage=nets["first_stage"], context=nets["context"], options=options)
                 out = to_8bit(decode_video(result, frames, nets["video_vae"], dec_w=DEC_W))
                 latents = result.latents
-                sampling = SamplingPlan.create(options, n, plan.latent_size, flow.cuts)  # the plan sample_video ran
+                sampling = SamplingPlan.create(options, n, plan.latent_size, flow.window_cuts)  # the plan sample_video ran
                 last = sampling.steps[-1].windows
                 borders = border_pairs(last) if len(last) > 1 else None
     finally:
@@ -406,13 +406,13 @@ def decoder_study(setting: Setting = DECODER, overlaps=(2, 1, 0), tile: int = TI
     today = max(overlaps)
     rows = {}
     for o in overlaps:
-        borders = border_pairs(plan_windows(n, window, o, flow.cuts))
+        borders = border_pairs(plan_windows(n, window, o, flow.window_cuts))
         finite = torch.isfinite(errors[o])
         rows[str(o)] = {"border_flicker": border_flicker(errors[o], borders),
                         "reference_flicker": border_flicker(errors[today], borders),
                         "warping_error": float(errors[o][finite].mean() * 1000),
                         "psnr": psnr(videos[o], truth),
-                        "decoded_frames_per_frame": sum(len(w.frames) for w in plan_windows(n, window, o, flow.cuts)) / n}
+                        "decoded_frames_per_frame": sum(len(w.frames) for w in plan_windows(n, window, o, flow.window_cuts)) / n}
     log(f"\n{'overlap':<9}{'border flicker':>16}{'same pairs, overlap ' + str(today):>24}{'warping err':>13}{'PSNR':>8}"
         f"{'decodes/frame':>15}")
     for o, row in rows.items():

@@ -5,16 +5,18 @@ import torch
 
 from . import host
 from ..pipeline.motion.interpolation import MAX_MULTIPLIER, check_motion_covers, interpolate_video, interpolated_fps
-from ..pipeline.defaults import CUT_THRESHOLD, RAFT_SHORT_SIDE
+from ..pipeline.defaults import CUT_DETECTOR, CUT_THRESHOLD, RAFT_SHORT_SIDE
+from ..pipeline.motion.cuts import find_shots
 from ..pipeline.motion.pairs import ClipFlowMotion, RAFTMotion
 from .common import VIDEO, image_to_frames, on_compute_device
 
 #: The node's settings, shared with the long-video node (which interpolates while it writes): name -> input spec.
 INTERPOLATION_SETTINGS = {
     "scene_cut_threshold": ("FLOAT", {"default": CUT_THRESHOLD, "min": 0.0, "max": 1.0, "step": 0.01,
-                                      "tooltip": "Colour-histogram jump between neighbouring frames above which a scene "
-                                                 "cut is marked: frames inserted at a cut repeat the nearer frame instead "
-                                                 "of blending two shots. 1 disables."}),
+                                      "tooltip": "Scene-cut detector score (TransNetV2; the flow's own detector when "
+                                                 "flow is connected) above which a boundary is marked: frames inserted "
+                                                 "at a cut repeat the nearer frame instead of blending two shots, and "
+                                                 "inside a dissolve or fade they cross-fade. 1 disables."}),
     "raft_resolution": ("INT", {"default": RAFT_SHORT_SIDE, "min": 0, "max": 4320, "step": 8,
                                 "tooltip": "Short side (pixels) the frames are shrunk to for RAFT when raft is "
                                            "connected; flows are scaled back up. RAFT's memory grows with the square "
@@ -28,13 +30,23 @@ MOTION_INPUTS = {
 }
 
 
-def motion_source(flow, raft, scene_cut_threshold: float, raft_resolution: int, frames: int, node: str):
+def motion_source(flow, raft, scene_cut_threshold: float, raft_resolution: int, frames: int, node: str, clip=None,
+                  hooks=None):
     """The per-pair motion of a clip of ``frames`` frames: RAFT when connected, else the LR clip's flow.
 
+    With RAFT, the scene cuts come from the flow when it is connected and covers the clip (its detector and
+    the user's manual corrections), else the default detector runs once on ``clip`` (the clip's frames, or the
+    LR frames it is upscaled from: same count) before any pair is interpolated.
     Raises the user's one-line error, before any work, when neither is connected or the flow is another clip's.
     """
     if raft is not None:
-        return RAFTMotion(raft, raft_resolution, scene_cut_threshold)
+        if flow is not None and flow.num_frames == frames and getattr(flow, "shots", None) is not None:
+            shots = flow.shots.with_threshold(scene_cut_threshold)
+        elif clip is not None:
+            shots = find_shots(clip, CUT_DETECTOR, scene_cut_threshold, hooks=hooks)
+        else:
+            shots = None
+        return RAFTMotion(raft, raft_resolution, scene_cut_threshold, shots=shots)
     if flow is None:
         raise ValueError(f"{node}: no motion to interpolate with: connect flow (the MGLD Flow + Occlusion of the LR "
                          "clip these frames were upscaled from) or raft (an MGLD RAFT Loader)")
@@ -93,7 +105,7 @@ class MGLDInterpolateFrames:
         frames = image_to_frames(frames)
         new_fps = interpolated_fps(fps, multiplier)
         motion = motion_source(flow, raft, scene_cut_threshold, raft_resolution, frames.shape[0],
-                               "MGLD Interpolate Frames")
+                               "MGLD Interpolate Frames", clip=frames, hooks=host.hooks())
         reserve = lambda: raft_reserve(raft, frames.shape[1:3], raft_resolution)  # noqa: E731
         with torch.no_grad(), on_compute_device(raft, reserve=reserve) as device:
             out = interpolate_video(frames, multiplier, motion, device=device, hooks=host.hooks())

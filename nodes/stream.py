@@ -84,7 +84,7 @@ class MGLDDecodeAndSave:
         if check_multiplier(multiplier) > 1:
             out_fps = interpolated_fps(fps, multiplier)
             motion = motion_source(flow, raft, scene_cut_threshold, raft_resolution, frames.shape[0],
-                                   "MGLD Decode + Save Video")
+                                   "MGLD Decode + Save Video", clip=frames, hooks=host.hooks())
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
         if isinstance(result, VideoLatents):

@@ -278,7 +278,23 @@ def _preview(node: str, v: dict) -> None:
                          f"show at least {window} frames")
 
 
+def _flow(node: str, v: dict) -> None:
+    """The flow node's manual scene-cut list must parse (its frame numbers are checked against the clip later,
+    still before any work: the clip's length is not known here)."""
+    text = v.get("manual_cuts")
+    if not isinstance(text, str):
+        return
+    from ..pipeline.motion.cuts import MANUAL_HELP, parse_manual
+
+    try:
+        parse_manual(text)
+    except ValueError as err:
+        cause = str(err).split(": " + MANUAL_HELP)[0]
+        raise InputError(node, "manual_cuts", text, cause, MANUAL_HELP) from None
+
+
 RULES: dict[str, Callable[[str, dict], None]] = {
+    "MGLDFlow": _flow,
     "MGLDSampler": _sampler,
     "MGLDSamplerOfficial": _official_sampler,
     "MGLDDecode": _decoder,

@@ -61,9 +61,14 @@ COLOR_FIX = "adain"
 DECODE_TILE_PX = 768
 #: Feathered overlap of decode tiles, in latent pixels.
 DECODE_TILE_OVERLAP = 8
-#: Scene-cut threshold on the colour-histogram jump between neighbouring LR frames (half the L1
-#: distance of 32-bin histograms per channel): a cut restarts windows and stops guidance across it.
+#: Scene-cut threshold on the detector's score (0..1): TransNetV2's probability that a shot ends at a
+#: frame (0.5, its authors' threshold), or for the histogram detector the colour-histogram jump between
+#: neighbouring LR frames (half the L1 distance of 32-bin histograms per channel; 0.5 was its default
+#: too). A cut restarts windows and stops guidance across it (``pipeline/motion/cuts.py``).
 CUT_THRESHOLD = 0.5
+#: Scene-cut detector of the flow node: TransNetV2, trained for shot boundaries including dissolves and
+#: fades (``histogram``: the pack's original detector; ``none``).
+CUT_DETECTOR = "transnetv2"
 #: Short side (pixels) RAFT sees by default when it runs on output frames (frame interpolation, the
 #: warping error): near what RAFT was trained on (FlyingThings3D, Sintel: 368-436 px high), and 1080p
 #: frames at half size, where a pair both ways takes 1.1 GiB of accelerator memory (full 1080p: 16 GiB;

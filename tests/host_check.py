@@ -10,7 +10,8 @@
    the frontend extension listed.
 2. Frontend runs (``comfy_host_check.py``, the shared real-host tool): a copy of every shipped workflow
    with 1 step and 6 frames is loaded in the real frontend in headless Chromium, converted, executed
-   to success with tiny release-format weights (``make_release.py``), and screenshotted to
+   to success with tiny release-format weights (``make_release.py``), the flow node given a manual
+   scene cut (``MANUAL_CUTS``, shown by the advanced workflow's scene-cut preview), and screenshotted to
    ``OUT/shots/<workflow>.png`` (look at them: no overlapping widgets, figures on the warping-error
    node). The server log must show ComfyUI's model manager loading the pack's networks.
 
@@ -34,6 +35,7 @@ import urllib.request
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 STEPS, FRAMES = 1, 6
+MANUAL_CUTS = "cut after: 2"
 
 
 def quick_copy(workflow: dict) -> dict:
@@ -43,6 +45,10 @@ def quick_copy(workflow: dict) -> dict:
             node["widgets_values"][0] = STEPS
         elif node["type"] == "MGLDLoadVideo":
             node["widgets_values"][2] = FRAMES  # video, start_frame, frame_count, ...
+        elif node["type"] == "MGLDFlow":
+            # scene_cut_threshold, devices, cut_detector, manual_cuts: a manual cut, so the real host shows the
+            # manual list parsed and applied, and the cut_preview strip of that boundary (see its screenshot)
+            node["widgets_values"][3] = MANUAL_CUTS
     return workflow
 
 

@@ -101,7 +101,7 @@ def sampled_clip(classes) -> "Graph":
     g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
     g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
-    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(5, "MGLDFlow", (440, 450), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 220))
     g.add(6, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (4, 0), "flow": (5, 0)}, size=(340, 360))
     return g
 
@@ -122,9 +122,9 @@ def advanced(classes):
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
     g.add(4, "LoadVideo", (40, 470), {0: SAMPLE}, title="Load Video (core)", size=(340, 330))
     g.add(5, "MGLDLoadVideo", (40, 840), {"video": SAMPLE}, links={"video_input": (4, 0)}, size=(340, 250))
-    g.add(6, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 130))
-    g.add(7, "PreviewImage", (440, 740), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 280))
-    g.add(8, "PreviewImage", (780, 740), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 280))
+    g.add(6, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (5, 0)}, size=(320, 220))
+    g.add(7, "PreviewImage", (440, 820), links={"images": (6, 1)}, title="Flow (colour wheel)", size=(320, 280))
+    g.add(8, "PreviewImage", (780, 820), links={"images": (6, 2)}, title="Occlusion masks", size=(320, 280))
     g.add(9, "MGLDSampler", (440, 40), links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
           title="Sampler: guidance 10 (official strength)", size=(340, 330))
     g.add(10, "MGLDSampler", (800, 40), {"guidance_strength": 0.0}, links={"model": (1, 0), "frames": (5, 0), "flow": (6, 0)},
@@ -138,6 +138,8 @@ def advanced(classes):
     g.add(15, "CreateVideo", (1180, 530), links={"images": (11, 0), "fps": (5, 1), "audio": (5, 2)},
           title="Create Video (core)", size=(300, 110))
     g.add(16, "SaveVideo", (1180, 680), title="Save Video (core)", links={"video": (15, 0)}, size=(320, 330))
+    g.add(17, "PreviewImage", (440, 1140), links={"images": (6, 3)}, title="Scene cuts (one strip per boundary)",
+          size=(660, 240))
     return g.to_json()
 
 
@@ -181,7 +183,7 @@ def tune_guidance(classes):
     g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
     g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
-    g.add(5, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 120))
+    g.add(5, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 220))
     g.add(6, "MGLDGuidancePreview", (440, 40),
           links={"model": (1, 0), "video_vae": (2, 0), "frames": (4, 0), "flow": (5, 0)},
           title="Guidance preview: sweep on a region", size=(360, 480))

@@ -8,11 +8,13 @@ and it marks scene cuts so nothing is ever warped across a shot boundary.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import torch
 
 from ...models.placement import compute_device
-from ..defaults import CUT_THRESHOLD, OFFICIAL_OCCLUSION_ALPHA, OFFICIAL_OCCLUSION_BETA
+from ..defaults import CUT_DETECTOR, CUT_THRESHOLD, OFFICIAL_OCCLUSION_ALPHA, OFFICIAL_OCCLUSION_BETA
+from .cuts import colour_histogram_jumps, find_shots, threshold_value  # noqa: F401 (colour_histogram_jumps: re-exported)
 from .flow_ops import compute_flows, occlusion_masks, resize_flow
 from ..numerics import RAFT_LOADER, check_finite
 
@@ -23,7 +25,10 @@ class MotionField:
 
     ``flows_forward[i]``: RAFT(frame i+1, frame i), on frame i+1's grid. ``flows_backward[i]``:
     RAFT(frame i, frame i+1), on frame i's grid. ``fwd_occ[i]``/``bwd_occ[i]``: 1 = occluded, on
-    frame i's / frame i+1's grid. ``cuts[i]`` is True when frames i and i+1 belong to different shots.
+    frame i's / frame i+1's grid. ``cuts[i]`` is True when frames i and i+1 must not be guided onto each
+    other (a scene cut between them, or either inside a transition or a flash: ``cuts.py``).
+    ``window_cuts[i]`` is True where temporal windows restart (None: at ``cuts``); a flash blocks its two
+    pairs without splitting windows, so the two can differ.
     """
 
     flows_forward: torch.Tensor
@@ -31,6 +36,7 @@ class MotionField:
     fwd_occ: torch.Tensor
     bwd_occ: torch.Tensor
     cuts: torch.Tensor
+    window_cuts: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         pairs = self.flows_forward.shape[0]
@@ -41,6 +47,13 @@ class MotionField:
                                  f"{tuple(self.flows_forward.shape)}")
         if self.cuts.shape != (pairs,):
             raise ValueError(f"motion field: cuts {tuple(self.cuts.shape)} should be ({pairs},)")
+        if self.window_cuts is not None and self.window_cuts.shape != (pairs,):
+            raise ValueError(f"motion field: window_cuts {tuple(self.window_cuts.shape)} should be ({pairs},)")
+
+    @property
+    def splits(self) -> torch.Tensor:
+        """``[N-1]`` bool: where temporal windows restart."""
+        return self.cuts if self.window_cuts is None else self.window_cuts
 
     @property
     def num_frames(self) -> int:
@@ -64,20 +77,22 @@ class MotionField:
             raise IndexError(f"frames {start}..{stop - 1} outside a clip of {self.num_frames}")
         pick = slice(start, stop - 1)
         return MotionField(self.flows_forward[pick], self.flows_backward[pick], self.fwd_occ[pick],
-                           self.bwd_occ[pick], self.cuts[pick])
+                           self.bwd_occ[pick], self.cuts[pick],
+                           None if self.window_cuts is None else self.window_cuts[pick])
 
     def crop(self, y: int, x: int, height: int, width: int) -> "MotionField":
         """A spatial window of the latent grid (flow vectors are offsets, so they need no change)."""
         area = (slice(None), slice(None), slice(y, y + height), slice(x, x + width))
         return MotionField(self.flows_forward[area], self.flows_backward[area], self.fwd_occ[area],
-                           self.bwd_occ[area], self.cuts)
+                           self.bwd_occ[area], self.cuts, self.window_cuts)
 
     def batched(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(flows_forward, flows_backward, fwd_occ, bwd_occ)`` as one video ``[1, N-1, C, h, w]``."""
         return tuple(t.unsqueeze(0) for t in (self.flows_forward, self.flows_backward, self.fwd_occ, self.bwd_occ))
 
     def to(self, device) -> "MotionField":
-        return MotionField(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+        return MotionField(*(None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                             for f in dataclasses.fields(self)))
 
 
 def occlusion_for_pairs(flows_forward: torch.Tensor, flows_backward: torch.Tensor,
@@ -88,21 +103,6 @@ def occlusion_for_pairs(flows_forward: torch.Tensor, flows_backward: torch.Tenso
     if fwd_occ.dim() == 3:
         fwd_occ, bwd_occ = fwd_occ.unsqueeze(1), bwd_occ.unsqueeze(1)
     return fwd_occ, bwd_occ
-
-
-def colour_histogram_jumps(frames01: torch.Tensor, bins: int = 32) -> torch.Tensor:
-    """Per neighbouring pair, half the L1 distance of the normalised RGB histograms (0 = same, 1 = disjoint).
-
-    Shot boundaries change the colour distribution abruptly, while motion inside a shot barely does.
-    """
-    if frames01.shape[0] < 2:
-        return torch.zeros(0, device=frames01.device)
-    n = frames01.shape[0]
-    q = (frames01.clamp(0, 1) * (bins - 1)).round().long().reshape(n, 3, -1)
-    q = q + torch.arange(3, device=q.device).view(1, 3, 1) * bins
-    hist = torch.zeros(n, 3 * bins, device=frames01.device).scatter_add_(1, q.reshape(n, -1), torch.ones_like(q.reshape(n, -1), dtype=torch.float32))
-    hist = hist / (3 * q.shape[-1])
-    return (hist[1:] - hist[:-1]).abs().sum(dim=1) / 2
 
 
 #: Pairs resized and occlusion-checked at a time when a clip's latent-grid motion is derived.
@@ -123,8 +123,14 @@ class ClipFlow:
     tail_forward: torch.Tensor  # [1, 2, hf, wf]
     tail_backward: torch.Tensor
     plan: object  # the LRPlan the flows were computed for
-    cuts: torch.Tensor  # [N-1] bool
-    cut_scores: torch.Tensor  # [N-1] colour-histogram jump per pair
+    cuts: torch.Tensor  # [N-1] bool: pairs never guided (cuts, transitions, flashes)
+    cut_scores: torch.Tensor  # [N-1] the detector's score per pair
+    shots: Optional[object] = None  # the cuts.Shots they come from (None: cuts split windows too)
+
+    @property
+    def window_cuts(self) -> torch.Tensor:
+        """``[N-1]`` bool: where temporal windows restart (hard cuts, and both ends of a transition)."""
+        return self.cuts if self.shots is None else self.shots.window_cuts().to(self.cuts.device)
 
     @property
     def num_frames(self) -> int:
@@ -134,7 +140,7 @@ class ClipFlow:
         """Latent-grid motion of all neighbouring pairs for ``plan`` (occlusion checked on that grid)."""
         if self.num_frames < 2:
             return MotionField.still(self.num_frames, plan.latent_size, device=self.flows_forward.device)
-        return self._motion(self.flows_forward, self.flows_backward, self.cuts, plan)
+        return self._motion(self.flows_forward, self.flows_backward, self.cuts, plan, self.window_cuts)
 
     def segment_motion(self, frames: list[int], plan) -> MotionField:
         """Motion of an arbitrary run of frames, e.g. an official segment ``[a, a+1, ..., N-1, N-1]``."""
@@ -153,7 +159,8 @@ class ClipFlow:
         cuts = torch.zeros(len(ff), dtype=torch.bool, device=self.flows_forward.device)
         return self._motion(torch.stack(ff), torch.stack(fb), cuts, plan)
 
-    def _motion(self, ff: torch.Tensor, fb: torch.Tensor, cuts: torch.Tensor, plan) -> MotionField:
+    def _motion(self, ff: torch.Tensor, fb: torch.Tensor, cuts: torch.Tensor, plan,
+                window_cuts: Optional[torch.Tensor] = None) -> MotionField:
         """Every pair is resized and checked on its own, ``MOTION_PAIRS_PER_CHUNK`` pairs at a time, into
         preallocated outputs: a long clip's temporaries stay the size of one chunk."""
         pairs = ff.shape[0]
@@ -168,7 +175,8 @@ class ClipFlow:
             fo, bo = occlusion_for_pairs(cf, cb)
             for name, value in (("ff", cf), ("fb", cb), ("fo", fo), ("bo", bo)):
                 out[name][part] = value
-        return MotionField(out["ff"], out["fb"], out["fo"], out["bo"], cuts.to(ff.device))
+        return MotionField(out["ff"], out["fb"], out["fo"], out["bo"], cuts.to(ff.device),
+                           None if window_cuts is None else window_cuts.to(ff.device))
 
     def to(self, device) -> "ClipFlow":
         moved = {f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)
@@ -225,7 +233,8 @@ def estimator_placement(raft) -> tuple[torch.device, torch.dtype]:
 
 
 def flow_chunk(networks, unit: FlowChunk) -> dict:
-    """RAFT both ways between the chunk's neighbours, their colour-histogram jumps, and the tail flows."""
+    """RAFT both ways between the chunk's neighbours, and the tail flows (scene cuts are found once per clip
+    by :func:`clip_flows`, not per chunk: a shot-boundary network needs 50 frames of context either side)."""
     from ..frames import flow_network_input
 
     raft = networks["raft"]
@@ -238,9 +247,6 @@ def flow_chunk(networks, unit: FlowChunk) -> dict:
         check_finite(pair_fb, "optical flow (RAFT)", raft_dtype, RAFT_LOADER)
         out["ff"], out["fb"] = to_host(pair_ff[0]), to_host(pair_fb[0])
         del pair_ff, pair_fb
-        lr01 = unit.frames.to(device)
-        lr01 = lr01.float() / 255.0 if lr01.dtype == torch.uint8 else lr01.float()
-        out["score"] = to_host(colour_histogram_jumps(lr01.permute(0, 3, 1, 2)))
     if unit.tail:
         tail_ff, tail_fb = compute_flows(raft, torch.stack([prepared[-1], prepared[-1]]).unsqueeze(0))
         out["tail_ff"], out["tail_fb"] = to_host(tail_ff[0].float()), to_host(tail_fb[0].float())
@@ -248,7 +254,7 @@ def flow_chunk(networks, unit: FlowChunk) -> dict:
 
 
 def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_THRESHOLD, chunk: int | None = None,
-               hooks=None, executor=None) -> ClipFlow:
+               hooks=None, executor=None, cut_detector: str = CUT_DETECTOR, manual_cuts=None) -> ClipFlow:
     """RAFT flows between all neighbouring frames of ``frames [N,H,W,3]``, in chunks of ``chunk`` frames.
 
     ``raft`` is the RAFT network, or any flow estimator called the same way (``flow_ops.compute_flows``:
@@ -261,6 +267,10 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_T
     official mode gets exactly its flows; consecutive chunks share one frame so every pair is seen once.
     RAFT runs on its own device one chunk at a time; the clip's flows and cut scores are collected
     in host RAM (:data:`HOST`), so the accelerator's memory does not grow with the clip.
+
+    Scene cuts are found here, once per clip and in this process whatever the executor (``cuts.find_shots``:
+    ``cut_detector`` at ``cut_threshold``, corrected by ``manual_cuts``), before RAFT runs, so a bad manual
+    list is refused before any work; ``cut_threshold`` 1 or above finds none.
     """
     from ..workers.executor import LOCAL
     from ..hooks import ProgressCounter
@@ -272,12 +282,15 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_T
     n = frames.shape[0]
     if n < 1:
         raise ValueError("no frames to compute flow for")
+    detector = cut_detector if threshold_value(cut_threshold) < float("inf") else "none"
+    device = estimator_placement(raft)[0]  # TransNetV2 runs where RAFT does (the CPU for a storage-free count)
+    shots = find_shots(frames, detector, cut_threshold, manual_cuts, hooks=hooks,
+                       device=device if device.type in ("cuda", "mps", "xpu") else None)
     progress = ProgressCounter(hooks, n, "optical flow")
     # Filled chunk by chunk in host RAM: the clip's flows exist once (no list of chunks concatenated at the end).
     hf, wf = plan.flow_size
     ff = torch.empty(n - 1, 2, hf, wf, device=HOST)
     fb = torch.empty(n - 1, 2, hf, wf, device=HOST)
-    score = torch.zeros(n - 1, device=HOST)
     starts = [0]
     while starts[-1] + chunk < n:
         starts.append(starts[-1] + chunk - 1)
@@ -287,6 +300,5 @@ def clip_flows(raft, frames: torch.Tensor, plan, *, cut_threshold: float = CUT_T
         if stop - start > 1:
             ff[start:stop - 1] = out["ff"]
             fb[start:stop - 1] = out["fb"]
-            score[start:stop - 1] = out["score"]
         progress.step(amount=stop - start - (start > 0))
-    return ClipFlow(ff, fb, out["tail_ff"], out["tail_fb"], plan, score > cut_threshold, score)
+    return ClipFlow(ff, fb, out["tail_ff"], out["tail_fb"], plan, shots.blocked_pairs(), shots.pair_scores(), shots)

@@ -22,7 +22,11 @@ forward-backward consistency masks, ``pairs.py``):
    by the splat: a spot that only frame 1 sees (revealed behind a moving object, or entering the
    picture) takes nothing from frame 0, and the reverse; samples outside a frame take no weight.
 3. **Scene cuts**: across a cut the two frames show different shots and any blend is a ghost of
-   both, so the inserted frames repeat the nearer frame (the earlier one at exactly half way).
+   both, so the inserted frames repeat the nearer frame (the earlier one at exactly half way). The
+   same holds on either side of a one-frame flash (the flash stays one frame long).
+4. **Dissolves and fades** (``cuts.py``): no motion is synthesised into or inside a transition (its
+   frames are a blend of two shots, whose flow means nothing); the inserted frames cross-fade
+   linearly between the pair, which is exactly what the source does between its frames.
 
 Frames stream through :func:`interpolate_frames` one pair at a time (the device holds two frames
 and one pair's motion), so the output clip, m times longer, never has to exist in memory.
@@ -57,6 +61,9 @@ class MotionSource(Protocol):
     num_frames: Optional[int]  # frames the source covers (None: any clip)
 
     def is_cut(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> bool: ...
+
+    # Optional: ``"motion"``, ``"cut"`` or ``"crossfade"`` (a source without it has only motion and cuts).
+    # def pair_kind(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> str: ...
 
     def __call__(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> PairMotion: ...
 
@@ -139,9 +146,12 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, motion: PairMotion, t
 
 
 def interpolate_pair(frame0: torch.Tensor, frame1: torch.Tensor, motion: Optional[PairMotion],
-                     multiplier: int) -> list[torch.Tensor]:
-    """The ``m - 1`` frames between ``frame0`` and ``frame1`` ``[1,3,H,W]``; ``motion=None`` marks a scene cut."""
+                     multiplier: int, crossfade: bool = False) -> list[torch.Tensor]:
+    """The ``m - 1`` frames between ``frame0`` and ``frame1`` ``[1,3,H,W]``; ``motion=None`` marks a scene cut
+    (or, with ``crossfade``, a pair inside a dissolve or fade: a linear blend)."""
     times = intermediate_times(multiplier)
+    if motion is None and crossfade:
+        return [(1 - tau) * frame0 + tau * frame1 for tau in times]
     if motion is None:
         return [nearer_frame(frame0, frame1, tau) for tau in times]
     return [synthesize(frame0, frame1, motion, tau) for tau in times]
@@ -179,8 +189,9 @@ def interpolate_frames(frames: Iterable[torch.Tensor], multiplier: int, motion: 
             yield previous_frame
             if m > 1:
                 pair = index - 1
-                cut = motion.is_cut(pair, previous, current)
-                inserted = interpolate_pair(previous, current, None if cut else motion(pair, previous, current), m)
+                kind = pair_kind(motion, pair, previous, current)
+                moving = motion(pair, previous, current) if kind == "motion" else None
+                inserted = interpolate_pair(previous, current, moving, m, crossfade=kind == "crossfade")
                 for image in inserted:
                     yield image[0].permute(1, 2, 0).cpu()
                 del inserted
@@ -190,6 +201,13 @@ def interpolate_frames(frames: Iterable[torch.Tensor], multiplier: int, motion: 
         yield previous_frame
     if motion.num_frames is not None and 0 < index + 1 < motion.num_frames:
         raise ValueError(f"the motion covers {motion.num_frames} frames but {index + 1} frames were given")
+
+
+def pair_kind(motion: MotionSource, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> str:
+    """``"motion"``, ``"cut"`` or ``"crossfade"`` for pair ``index`` of ``motion``."""
+    if hasattr(motion, "pair_kind"):
+        return motion.pair_kind(index, frame0, frame1)
+    return "cut" if motion.is_cut(index, frame0, frame1) else "motion"
 
 
 def interpolate_video(frames: torch.Tensor, multiplier: int, motion: MotionSource, *, device=None,

@@ -63,16 +63,29 @@ def cut_threshold_value(threshold: float) -> float:
     return float("inf") if threshold >= 1.0 else float(threshold)
 
 
+def kinds_of(cuts: torch.Tensor) -> list[str]:
+    """Pair kinds (``cuts.Shots.pair_kinds``) of a plain ``[N-1]`` cut mask: ``"cut"`` or ``"motion"``."""
+    return ["cut" if c else "motion" for c in cuts.tolist()]
+
+
 class ClipFlowMotion:
     """Per-pair motion from the LR clip's :class:`~.motion.ClipFlow`, resized to the frames being processed.
 
-    ``cut_threshold`` re-decides the cuts from the flow's per-pair colour-histogram jumps (``None``: keep
-    the flow node's own decision).
+    ``cut_threshold`` re-decides the boundaries from the detector scores the flow keeps (``None``: keep the
+    flow node's own decision; the flow node's manual corrections are applied again either way).
     """
 
     def __init__(self, flow: ClipFlow, cut_threshold: float | None = None):
         self.flow = flow
-        self.cuts = flow.cuts if cut_threshold is None else flow.cut_scores > cut_threshold_value(cut_threshold)
+        if flow.shots is not None:
+            shots = flow.shots if cut_threshold is None else flow.shots.with_threshold(cut_threshold)
+            self.cuts, self.kinds = shots.blocked_pairs(), shots.pair_kinds()
+        else:
+            self.cuts = flow.cuts if cut_threshold is None else flow.cut_scores > cut_threshold_value(cut_threshold)
+            self.kinds = kinds_of(self.cuts)
+
+    def pair_kind(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> str:
+        return self.kinds[index]
 
     @property
     def num_frames(self) -> int | None:
@@ -107,17 +120,25 @@ class RAFTMotion:
 
     Frames are resized (area-averaged when shrunk) so their short side is ``short_side`` pixels, RAFT runs
     both ways on the pair in one batch, and the flows go back to the frames' size. Scene cuts come from
-    the colour-histogram jump of the pair (as :func:`~.motion.clip_flows` decides them), checked first so
-    that RAFT never runs across a cut.
+    ``shots`` (``cuts.Shots`` of the whole clip, found once before the pairs stream through), or without it
+    from the colour-histogram jump of each pair; they are checked first so that RAFT never runs across a cut.
     """
 
     num_frames = None  # any clip
 
-    def __init__(self, raft, short_side: int = RAFT_SHORT_SIDE, cut_threshold: float = CUT_THRESHOLD):
+    def __init__(self, raft, short_side: int = RAFT_SHORT_SIDE, cut_threshold: float = CUT_THRESHOLD, shots=None):
         if short_side < 0:
             raise ValueError(f"RAFT working resolution must be >= 0 pixels (0 = full size), got {short_side}")
         self.raft, self.short_side, self.cut_threshold = raft, int(short_side), cut_threshold_value(cut_threshold)
+        self.kinds = None if shots is None else shots.pair_kinds()
         self._pair: tuple | None = None  # (frame0, frame1, their working-size copy) of the last pair asked about
+
+    def pair_kind(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> str:
+        if self.kinds is not None:
+            if index >= len(self.kinds):
+                raise ValueError(f"the scene cuts cover {len(self.kinds) + 1} frames but more frames were given")
+            return self.kinds[index]
+        return "cut" if self.is_cut(index, frame0, frame1) else "motion"
 
     def _working(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
         """``[2, 3, h, w]`` working-size frames of the pair (kept for the flow call that follows the cut check)."""
@@ -130,6 +151,8 @@ class RAFTMotion:
         return self._pair[2]
 
     def is_cut(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> bool:
+        if self.kinds is not None:
+            return self.pair_kind(index, frame0, frame1) != "motion"
         return bool(colour_histogram_jumps(self._working(frame0, frame1))[0] > self.cut_threshold)
 
     def native_flows(self, index: int, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

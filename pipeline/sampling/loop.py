@@ -48,7 +48,7 @@ class VideoLatents:
 
     latents: torch.Tensor  # [N, 4, h, w], 0.18215-scaled
     plan: LRPlan
-    cuts: torch.Tensor  # [N-1] bool
+    cuts: torch.Tensor  # [N-1] bool: where the decoder's windows restart (hard cuts, transition ends)
 
 
 def check_frames(frames: torch.Tensor) -> None:
@@ -107,10 +107,12 @@ def sample_video(frames: torch.Tensor, motion: MotionField, lr_plan: LRPlan, *, 
     resumes from the last saved step of an interrupted run with the same inputs and settings.
     """
     options, encode_chunk = _checked_options(frames, motion, lr_plan, options, unet, lr_encoder, first_stage, hooks)
-    plan = SamplingPlan.create(options, frames.shape[0], lr_plan.latent_size, motion.cuts)
+    # Windows restart at motion.splits (hard cuts, transition ends); guidance skips every pair in motion.cuts.
+    plan = SamplingPlan.create(options, frames.shape[0], lr_plan.latent_size, motion.splits)
     device, motion = compute_device(unet), motion.to(STATE_DEVICE)
     progress = ProgressCounter(hooks, plan.window_visits, "sampling")
-    run_key = checkpoint.run_key(frames, motion.cuts, lr_plan, options) if checkpoint is not None else ""
+    boundaries = motion.cuts if motion.window_cuts is None else torch.cat([motion.cuts, motion.window_cuts])
+    run_key = checkpoint.run_key(frames, boundaries, lr_plan, options) if checkpoint is not None else ""
     saved = checkpoint.load(run_key, hooks) if checkpoint is not None else None
     generator = torch.Generator().manual_seed(int(options.seed))
     if saved is None:
@@ -131,7 +133,7 @@ def sample_video(frames: torch.Tensor, motion: MotionField, lr_plan: LRPlan, *, 
                      DIFFUSION_LOADER)
         if checkpoint is not None and checkpoint.due(index, len(plan.steps)):
             checkpoint.save(run_key, index + 1, x, lr_latent, generator.get_state())
-    return VideoLatents(x, lr_plan, motion.cuts.cpu())
+    return VideoLatents(x, lr_plan, motion.splits.cpu())
 
 
 def _checked_options(frames, motion: MotionField, lr_plan: LRPlan, options: SamplingOptions, unet, lr_encoder,

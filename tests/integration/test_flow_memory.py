@@ -19,7 +19,7 @@ def _device_peak(monkeypatch, raft, frames):
     monkeypatch.setattr(host, "offload_device", lambda: torch.device("meta"))
     with torch.inference_mode(False), LiveTensorBytes(device="meta") as mem:
         mem.track(raft)
-        flow, colour, occlusion = MGLDFlow().compute(raft, frames, 0.5)
+        flow, colour, occlusion, _ = MGLDFlow().compute(raft, frames, 0.5)
     # what the node hands on is all in host RAM
     for tensor in (flow.flows_forward, flow.flows_backward, flow.tail_forward, flow.cuts, flow.cut_scores,
                    colour, occlusion):

@@ -147,3 +147,15 @@ def test_cancel_during_saving_leaves_no_file(tmp_path, monkeypatch):
     folder = tmp_path / "output" / "MGLD"
     leftovers = os.listdir(folder) if folder.exists() else []
     assert leftovers == [], leftovers  # neither a half-written video nor its temporary file
+
+def test_a_flow_node_saved_before_the_cut_widgets_loads_with_their_defaults():
+    """Workflows saved before cut_detector and manual_cuts existed have two widget values on the flow node."""
+    workflow = json.loads((REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json").read_text())
+    flow = next(n for n in workflow["nodes"] if n["type"] == "MGLDFlow")
+    assert flow["widgets_values"][2:] == ["transnetv2", ""]  # the shipped workflow carries the new values
+    flow["widgets_values"] = flow["widgets_values"][:2]  # scene_cut_threshold, devices: as saved before
+    api = headless.to_api(workflow, NODES)
+    inputs = api[str(flow["id"])]["inputs"]
+    assert inputs["scene_cut_threshold"] == 0.5 and "cut_detector" not in inputs and "manual_cuts" not in inputs
+    signature = NODES["MGLDFlow"]().compute.__defaults__
+    assert signature[-2:] == ("transnetv2", "")  # what the node then uses: the new default detector, no edits

@@ -33,7 +33,7 @@ def test_nodes_end_to_end_with_audio_and_exact_fps(models_dir, clip, tmp_path):
     assert count == 4 and frames.shape == (4, 32, 32, 3)
     assert Fraction(fps).limit_denominator(1001) == Fraction(24000, 1001)
     assert abs(_dominant_hz(audio) - 1000) < 10
-    flow, flow_preview, occlusion_preview = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
+    flow, flow_preview, occlusion_preview, cut_preview = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
     assert flow.num_frames == 4 and flow_preview.shape[0] == 3 and occlusion_preview.shape[-1] == 3
     latent, = NODES["MGLDSampler"]().sample(diffusion, frames, flow, 2, 10.0, 0, 4.0, 5, 2, 64, 32)
     assert latent.latents.shape[0] == 4
@@ -97,7 +97,7 @@ def test_official_mode_through_the_nodes(models_dir, clip):
     vae, = NODES["MGLDVideoVAELoader"]().load("video_vae_cfw.ckpt", "fp32")
     raft, = NODES["MGLDRAFTLoader"]().load("raft-things.pth")
     frames, fps, audio, count = NODES["MGLDLoadVideo"]().load(str(clip), 0, 3, 1, 0.0)
-    flow, _, _ = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
+    flow, _, _, _ = NODES["MGLDFlow"]().compute(raft, frames, 0.5)
     latent, = NODES["MGLDSamplerOfficial"]().sample(diffusion, frames, flow, 2, 10.0, 42, 32)
     assert [len(segment) for segment in latent.segments] == [5]  # 3 frames padded to one 5-frame segment
     images, = NODES["MGLDDecode"]().decode(vae, latent, frames, 0.5, "adain")
