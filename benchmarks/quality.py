@@ -100,6 +100,58 @@ DECODER = Setting(frames=12, steps=13, lr_size=(128, 128))
 FULL = Setting(frames=15, steps=50, lr_size=(128, 128))
 
 
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One held-out case of the suite (issue #30): frames of the held-out clip, or a held-out photograph panned."""
+
+    name: str
+    setting: Setting
+    why: str
+    start: int = standin_data.BENCHMARK_START  # first frame of the held-out clip
+    origin: tuple[int, int] = standin_data.BENCHMARK_ORIGIN  # top left of the HR crop (of the photograph's first crop)
+    photo: str | None = None  # a held-out scikit-image photograph panned instead of the clip
+    velocity: tuple[int, int] = (0, 0)  # the pan, HR pixels a frame (dy, dx)
+
+    def load(self, setting: Setting | None = None):
+        """HR and LR frames (uint8 ``[N,H,W,3]``) of the case, with ``setting``'s frames and size if given."""
+        setting = setting or self.setting
+        if self.photo is not None:
+            return standin_data.benchmark_pan(self.photo, setting.frames, setting.lr_size, self.velocity, self.origin)
+        return standin_data.benchmark_clip(setting.frames, setting.lr_size, self.start, self.origin)
+
+    def describe(self, setting: Setting | None = None) -> str:
+        setting = setting or self.setting
+        if self.photo is not None:
+            return (f"scikit-image photograph {self.photo!r} panned {self.velocity} px/frame from {self.origin}, "
+                    f"{setting.frames} frames")
+        return (f"held-out {standin_data.HELD_OUT_CLIP} frames {self.start}..{self.start + setting.frames - 1}, "
+                f"crop at {self.origin}")
+
+
+#: The suite's cases, chosen (and their reasons written in docs/quality.md) before any of them was run.
+#: All at 13 steps, as the quick case: one blended start step and two finishing steps. Latent sizes at
+#: the stand-in's native tile of 32: 64x64 (2x2 tiles), 64x88 (2x2.75), 80x64 (2.5x2), 68x68 (2.125 tiles
+#: a side, not a multiple of 8 either: the last shifted tile slides back), 64x64 with padded rows and columns.
+SUITE = (
+    Case("burrow", QUICK, "the quick case, on which the default's finishing share was chosen: the anchor"),
+    Case("rock-wide", Setting(frames=6, steps=13, lr_size=(128, 176)),
+         "a second shot (later frames, the right of the picture: tree, flat sky, rock, grass, the bunny's edge); "
+         "wider than high, 2.75 native tiles across: a partial tile column; flat sky shows a seam most",
+         start=60, origin=(64, 560)),
+    Case("stretch-tall", Setting(frames=6, steps=13, lr_size=(160, 128)),
+         "a third shot (the bunny stretching by the rocks); taller than wide, 2.5 native tiles down: a partial tile row",
+         start=90, origin=(0, 160)),
+    Case("bunny-long", Setting(frames=12, steps=13, lr_size=(136, 136)),
+         "12 frames, more than two 5-frame windows: window borders inside the clip, not only near its ends; the "
+         "fastest motion of the clip (the bunny getting up); a 68-px latent side, not a multiple of 8",
+         start=33, origin=(80, 200)),
+    Case("moon-pan", Setting(frames=6, steps=13, lr_size=(124, 124)),
+         "a second held-out source: a natural photograph the stand-in never saw, panned diagonally; grey, smooth "
+         "and low in texture, where tiles that disagree show most; 496-px frames padded to 512 (latent 64)",
+         origin=(0, 0), photo="moon", velocity=(3, 2)),
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------------------------
