@@ -163,6 +163,16 @@ def seam_score(latents: torch.Tensor, reference: torch.Tensor, margin: int = 4) 
     return float(lines.max() / lines.median())
 
 
+def seam_line(latents: torch.Tensor, reference: torch.Tensor, margin: int = 4) -> str:
+    """Where :func:`seam_score`'s worst line is: ``"row 44"`` or ``"column 23"`` (latent pixels from the top/left)."""
+    deviation = (latents.float() - reference.float()).abs().mean(dim=(0, 1))
+    inner = deviation[margin:-margin, margin:-margin]
+    columns, rows = inner.mean(dim=0), inner.mean(dim=1)
+    if float(rows.max()) >= float(columns.max()):
+        return f"row {int(rows.argmax()) + margin}"
+    return f"column {int(columns.argmax()) + margin}"
+
+
 def border_pairs(windows) -> list[bool]:
     """Per neighbouring pair (i, i+1): whether the two frames belong to different sets of windows."""
     n = max(f for w in windows for f in w.frames) + 1
@@ -396,7 +406,7 @@ def autoencoder_only(nets: dict, hr: torch.Tensor, frames: torch.Tensor, plan: L
 
 def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, tile: int = TILE,
               window: int | None = None, seams: bool = False, log=print, case: Case | None = None,
-              nets: dict | None = None, autoencoder: bool = False) -> dict:
+              nets: dict | None = None, autoencoder: bool = False, save_latents: pathlib.Path | None = None) -> dict:
     """Run ``modes`` (and default-mode ``variants``) on the held-out clip (or on ``case``'s frames); the
     report :func:`main` writes (with ``seams``, also :func:`edge_deviation` of every planned run; with
     ``autoencoder``, the PSNR of :func:`autoencoder_only`)."""
@@ -417,6 +427,7 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
         errors = warping_errors(result.video, flow)
         return {
             "seam": seam_score(result.latents, reference.latents) if reference is not None else None,
+            "seam_line": seam_line(result.latents, reference.latents) if reference is not None else None,
             "border_flicker": border_flicker(errors, borders) if borders is not None else None,
             "warping_error": float(errors[torch.isfinite(errors)].mean() * 1000),
             "psnr": psnr(result.video, truth),
@@ -434,6 +445,9 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
     for spec in variants:
         runs[f"default[{spec}]"] = run_mode("default", nets, frames, flow, plan, setting, variant(options["default"], spec))
         log(f"  ran default[{spec}]: {runs[f'default[{spec}]'].wall_s:.0f} s wall")
+    if save_latents is not None:  # for looking at where a seam sits afterwards, without sampling again
+        save_latents.mkdir(parents=True, exist_ok=True)
+        torch.save({name: result.latents for name, result in runs.items()}, save_latents / f"{case.name}.pt")
     reference = runs.get("untiled")
     default_borders = runs["default"].borders if "default" in runs else None
     table = {}
@@ -511,7 +525,8 @@ def decoder_study(setting: Setting = DECODER, overlaps=(2, 1, 0), tile: int = TI
     return {"settings": dataclasses.asdict(setting), "overlaps": rows}
 
 
-def suite(cases=SUITE, frames: int | None = None, steps: int | None = None, variants=(), log=print) -> dict:
+def suite(cases=SUITE, frames: int | None = None, steps: int | None = None, variants=(), modes=MODES,
+          save_latents: pathlib.Path | None = None, log=print) -> dict:
     """Every mode on each of ``cases`` (``frames`` / ``steps``: override every case's, for a small trial run),
     issue #30's criteria per case, and the worst case of every mode (:func:`worst_cases`)."""
     nets = standin_model.load()
@@ -520,11 +535,14 @@ def suite(cases=SUITE, frames: int | None = None, steps: int | None = None, vari
         setting = dataclasses.replace(case.setting, frames=frames or case.setting.frames,
                                       steps=steps or case.setting.steps)
         log(f"\n## case {case.name}: {case.why}")
-        report = benchmark(setting, variants=variants, case=case, nets=nets, autoencoder=True, log=log)
+        report = benchmark(setting, modes=modes, variants=variants, case=case, nets=nets, autoencoder=True,
+                           save_latents=save_latents, log=log)
         report["criteria"] = criteria(report["modes"], SUITE_WARP_TOLERANCE)
         report["why"] = case.why
         reports[case.name] = report
         print_table(report["modes"], report["bicubic"], {}, setting, log=log)
+        log("worst line (seam): " + ", ".join(f"{name} {row['seam_line']}" for name, row in report["modes"].items()
+                                              if row.get("seam_line")))
         for line in report["criteria"]["lines"]:
             log(f"{case.name}: {line}")
     worst = worst_cases(reports)
@@ -616,6 +634,8 @@ def main():
                         help="every mode on each held-out case of SUITE (issue #30; about 20 min on 2 cores): a table "
                              "per case and the worst case per mode")
     parser.add_argument("--cases", help="with --suite: only these cases (comma-separated names)")
+    parser.add_argument("--save-latents", type=pathlib.Path, metavar="DIR",
+                        help="with --suite: save every run's latents to DIR/<case>.pt (to study a seam afterwards)")
     parser.add_argument("--decoder", action="store_true",
                         help=f"only the decoder study: window overlaps 2, 1, 0 on {DECODER.frames} frames, {DECODER.steps} steps")
     args = parser.parse_args()
@@ -664,7 +684,8 @@ def run_suite(args) -> None:
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     log = lambda line: print(line, flush=True)  # noqa: E731
     log(f"# {machine()}; torch threads {torch.get_num_threads()}")
-    report = suite(cases, frames=args.frames, steps=args.steps, variants=args.variant, log=log)
+    report = suite(cases, frames=args.frames, steps=args.steps, variants=args.variant, modes=args.modes.split(","),
+                   save_latents=args.save_latents, log=log)
     print_worst(report["worst"], log=log)
     verdict = {True: "PASS on every case", False: f"FAIL on {', '.join(report['failed_cases'])}", None: "not judged"}
     log(f"issue #30 criteria for the default (seam and border flicker <= 1.2 and <= fixed grid + 0.1, warping error "
