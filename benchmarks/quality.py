@@ -3,6 +3,7 @@
 
     python benchmarks/quality.py [--quick] [--json FILE] [--frames N] [--steps S] [--threads T] [--variant ...] [--seams]
     python benchmarks/quality.py --decoder [--frames N] [--steps S] [--json FILE]
+    python benchmarks/quality.py --suite [--cases a,b] [--modes ...] [--save-latents DIR] [--json FILE]
 
 The stand-in (``benchmarks/standin/``: the pack's network classes at a small size, trained on
 natural video) runs through the real pipeline (``sample_video`` of ``pipeline/sampling/loop.py``,
@@ -40,6 +41,11 @@ within 1 latent pixel of the last step's inner tile edges, of any step's, and aw
 (the interior). A seam shows as a ratio to the interior well above 1; shifted borders cover almost every
 pixel at some step, so their interior is small (or empty: then no ratio), which is why ``seam`` (a line
 anywhere) is the headline figure. ``--decoder`` is the decoder's window-overlap study instead.
+
+``--suite`` (issue #30) runs the modes on each held-out case of :data:`SUITE` (other shots, non-square sizes
+that are not a whole number of tiles, a clip longer than two windows, an unseen photograph panned), prints a
+table per case with issue #30's checks and the worst case per mode, and adds the ``autoencoder`` row: the HR
+frames' own latents decoded, the most any mode can reach with the stand-in's decoder.
 """
 from __future__ import annotations
 
