@@ -3,6 +3,7 @@
 
     python benchmarks/quality.py [--quick] [--json FILE] [--frames N] [--steps S] [--threads T] [--variant ...] [--seams]
     python benchmarks/quality.py --decoder [--frames N] [--steps S] [--json FILE]
+    python benchmarks/quality.py --suite [--cases a,b] [--modes ...] [--save-latents DIR] [--json FILE]
 
 The stand-in (``benchmarks/standin/``: the pack's network classes at a small size, trained on
 natural video) runs through the real pipeline (``sample_video`` of ``pipeline/sampling/loop.py``,
@@ -40,6 +41,11 @@ within 1 latent pixel of the last step's inner tile edges, of any step's, and aw
 (the interior). A seam shows as a ratio to the interior well above 1; shifted borders cover almost every
 pixel at some step, so their interior is small (or empty: then no ratio), which is why ``seam`` (a line
 anywhere) is the headline figure. ``--decoder`` is the decoder's window-overlap study instead.
+
+``--suite`` (issue #30) runs the modes on each held-out case of :data:`SUITE` (other shots, non-square sizes
+that are not a whole number of tiles, a clip longer than two windows, an unseen photograph panned), prints a
+table per case with issue #30's checks and the worst case per mode, and adds the ``autoencoder`` row: the HR
+frames' own latents decoded, the most any mode can reach with the stand-in's decoder.
 """
 from __future__ import annotations
 
@@ -67,7 +73,7 @@ from mgld_vsr.pipeline.frames import LRPlan, bicubic_upsample, uint8_to_model_ra
 from mgld_vsr.pipeline.motion.warping_error import warping_errors  # noqa: E402
 from mgld_vsr.pipeline.motion.field import clip_flows  # noqa: E402
 from mgld_vsr.pipeline.official import official_decode, official_sample  # noqa: E402
-from mgld_vsr.pipeline.sampling.loop import sample_video  # noqa: E402
+from mgld_vsr.pipeline.sampling.loop import VideoLatents, sample_video  # noqa: E402
 from mgld_vsr.pipeline.decoding.cfw import decode_video  # noqa: E402
 from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan  # noqa: E402
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows  # noqa: E402
@@ -100,6 +106,58 @@ DECODER = Setting(frames=12, steps=13, lr_size=(128, 128))
 FULL = Setting(frames=15, steps=50, lr_size=(128, 128))
 
 
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One held-out case of the suite (issue #30): frames of the held-out clip, or a held-out photograph panned."""
+
+    name: str
+    setting: Setting
+    why: str
+    start: int = standin_data.BENCHMARK_START  # first frame of the held-out clip
+    origin: tuple[int, int] = standin_data.BENCHMARK_ORIGIN  # top left of the HR crop (of the photograph's first crop)
+    photo: str | None = None  # a held-out scikit-image photograph panned instead of the clip
+    velocity: tuple[int, int] = (0, 0)  # the pan, HR pixels a frame (dy, dx)
+
+    def load(self, setting: Setting | None = None):
+        """HR and LR frames (uint8 ``[N,H,W,3]``) of the case, with ``setting``'s frames and size if given."""
+        setting = setting or self.setting
+        if self.photo is not None:
+            return standin_data.benchmark_pan(self.photo, setting.frames, setting.lr_size, self.velocity, self.origin)
+        return standin_data.benchmark_clip(setting.frames, setting.lr_size, self.start, self.origin)
+
+    def describe(self, setting: Setting | None = None) -> str:
+        setting = setting or self.setting
+        if self.photo is not None:
+            return (f"scikit-image photograph {self.photo!r} panned {self.velocity} px/frame from {self.origin}, "
+                    f"{setting.frames} frames")
+        return (f"held-out {standin_data.HELD_OUT_CLIP} frames {self.start}..{self.start + setting.frames - 1}, "
+                f"crop at {self.origin}")
+
+
+#: The suite's cases, chosen (and their reasons written in docs/quality.md) before any of them was run.
+#: All at 13 steps, as the quick case: one blended start step and two finishing steps. Latent sizes at
+#: the stand-in's native tile of 32: 64x64 (2x2 tiles), 64x88 (2x2.75), 80x64 (2.5x2), 68x68 (2.125 tiles
+#: a side, not a multiple of 8 either: the last shifted tile slides back), 64x64 with padded rows and columns.
+SUITE = (
+    Case("burrow", QUICK, "the quick case, on which the default's finishing share was chosen: the anchor"),
+    Case("rock-wide", Setting(frames=6, steps=13, lr_size=(128, 176)),
+         "a second shot (later frames, the right of the picture: tree, flat sky, rock, grass, the bunny's edge); "
+         "wider than high, 2.75 native tiles across: a partial tile column; flat sky shows a seam most",
+         start=60, origin=(64, 560)),
+    Case("stretch-tall", Setting(frames=6, steps=13, lr_size=(160, 128)),
+         "a third shot (the bunny stretching by the rocks); taller than wide, 2.5 native tiles down: a partial tile row",
+         start=90, origin=(0, 160)),
+    Case("bunny-long", Setting(frames=12, steps=13, lr_size=(136, 136)),
+         "12 frames, more than two 5-frame windows: window borders inside the clip, not only near its ends; the "
+         "fastest motion of the clip (the bunny getting up); a 68-px latent side, not a multiple of 8",
+         start=33, origin=(80, 200)),
+    Case("moon-pan", Setting(frames=6, steps=13, lr_size=(124, 124)),
+         "a second held-out source: a natural photograph the stand-in never saw, panned diagonally; grey, smooth "
+         "and low in texture, where tiles that disagree show most; 496-px frames padded to 512 (latent 64)",
+         origin=(0, 0), photo="moon", velocity=(3, 2)),
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------------------------
@@ -109,6 +167,16 @@ def seam_score(latents: torch.Tensor, reference: torch.Tensor, margin: int = 4) 
     inner = deviation[margin:-margin, margin:-margin]
     lines = torch.cat([inner.mean(dim=0), inner.mean(dim=1)])
     return float(lines.max() / lines.median())
+
+
+def seam_line(latents: torch.Tensor, reference: torch.Tensor, margin: int = 4) -> str:
+    """Where :func:`seam_score`'s worst line is: ``"row 44"`` or ``"column 23"`` (latent pixels from the top/left)."""
+    deviation = (latents.float() - reference.float()).abs().mean(dim=(0, 1))
+    inner = deviation[margin:-margin, margin:-margin]
+    columns, rows = inner.mean(dim=0), inner.mean(dim=1)
+    if float(rows.max()) >= float(columns.max()):
+        return f"row {int(rows.argmax()) + margin}"
+    return f"column {int(columns.argmax()) + margin}"
 
 
 def border_pairs(windows) -> list[bool]:
@@ -259,6 +327,21 @@ def variant(options: SamplingOptions, spec: str) -> SamplingOptions:
     return dataclasses.replace(options, **changes)
 
 
+@dataclasses.dataclass(frozen=True)
+class WholeLatentOptions(SamplingOptions):
+    """The untiled reference's options: one tile as long as the latent's longer side, which the tiling fits to
+    each side (``tiling.fitted_tile``), so a non-square latent is sampled as one tile and not as two overlapping
+    squares with a blend of their own between them (a line in the reference would count against every mode).
+    The pack refuses a tile longer than the shorter side, a user's likely mistake; for this reference it is
+    the point. A side that is not a multiple of 8 still takes two tiles (the UNet needs multiples of 8),
+    overlapping all but a few pixels."""
+
+    def validate(self, latent_size: tuple[int, int]) -> None:
+        side = min(latent_size) - min(latent_size) % 8
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(SamplingOptions)}
+        SamplingOptions(**{**fields, "tile": side, "tile_overlap": min(self.tile_overlap, side - 8)}).validate(latent_size)
+
+
 def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
                  window: int | None = None) -> dict[str, SamplingOptions | None]:
     """Options of each mode: the pack's defaults except the tile (the stand-in's native one, not the real 64);
@@ -266,9 +349,11 @@ def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
     base = dataclasses.replace(SamplingOptions(), steps=setting.steps, strength=STRENGTH, seed=SEED)
     if window is not None:
         base = dataclasses.replace(base, window=window)
-    whole = min(latent) - min(latent) % 8
+    whole = max(latent) - max(latent) % 8
+    untiled = WholeLatentOptions(**{**dataclasses.asdict(base), "tile": whole, "tile_overlap": 8,
+                                    "window": setting.frames, "window_overlap": 1})
     return {
-        "untiled": dataclasses.replace(base, tile=whole, tile_overlap=8, window=setting.frames, window_overlap=1),
+        "untiled": untiled,
         "default": dataclasses.replace(base, tile=tile),
         "fixed_grid": dataclasses.replace(base, tile=tile, tile_overlap=tile // 2, window_overlap=2),
         "official": None,
@@ -310,19 +395,36 @@ def edge_deviation(latents: torch.Tensor, reference: torch.Tensor, sampling: Sam
     return row
 
 
+def autoencoder_only(nets: dict, hr: torch.Tensor, frames: torch.Tensor, plan: LRPlan, cuts) -> torch.Tensor:
+    """The HR frames' own latents (posterior means) decoded as every mode's are: the stand-in's ceiling.
+
+    No sampler can give the decoder better latents than the truth's own, so this row's PSNR is the most
+    any mode can reach with the stand-in's small autoencoder (issue #30: state its limits next to the figures).
+    """
+    with torch.no_grad():
+        x = uint8_to_model_range(hr)
+        x = F.pad(x, (0, plan.padded[1] - x.shape[-1], 0, plan.padded[0] - x.shape[-2]), mode="reflect")
+        dtype = next(nets["first_stage"].parameters()).dtype
+        z = torch.cat([nets["first_stage"].encode(x[i:i + 2].to(dtype)).mean.float() for i in range(0, x.shape[0], 2)])
+        latents = VideoLatents(defaults.LATENT_SCALE * z, plan, cuts)
+        return to_8bit(decode_video(latents, frames, nets["video_vae"], dec_w=DEC_W))
+
+
 def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, tile: int = TILE,
-              window: int | None = None, seams: bool = False, log=print) -> dict:
-    """Run ``modes`` (and default-mode ``variants``) on the held-out clip; the report :func:`main` writes
-    (with ``seams``, also :func:`edge_deviation` of every planned run)."""
-    nets = standin_model.load()
-    hr, lr = standin_data.benchmark_clip(setting.frames, setting.lr_size)
+              window: int | None = None, seams: bool = False, log=print, case: Case | None = None,
+              nets: dict | None = None, autoencoder: bool = False, save_latents: pathlib.Path | None = None) -> dict:
+    """Run ``modes`` (and default-mode ``variants``) on the held-out clip (or on ``case``'s frames); the
+    report :func:`main` writes (with ``seams``, also :func:`edge_deviation` of every planned run; with
+    ``autoencoder``, the PSNR of :func:`autoencoder_only`)."""
+    nets = nets or standin_model.load()
+    case = case or SUITE[0]
+    hr, lr = case.load(setting)
     frames = torch.from_numpy(lr)
     truth = torch.from_numpy(hr).float() / 255
     plan = LRPlan.create(*setting.lr_size, scale=4, min_short_side=MIN_SHORT_SIDE)
     flow = clip_flows(DISFlow(), frames, plan)
     flops = DenoiseFlops(nets["unet"].config, nets["lr_encoder"].config)
-    log(f"# stand-in {standin_model.DIFFUSION_FILE.name}; held-out {standin_data.HELD_OUT_CLIP} frames "
-        f"{standin_data.BENCHMARK_START}..{standin_data.BENCHMARK_START + setting.frames - 1}, "
+    log(f"# stand-in {standin_model.DIFFUSION_FILE.name}; {case.describe(setting)}, "
         f"{setting.lr_size[0]}x{setting.lr_size[1]} -> {plan.output_size[0]}x{plan.output_size[1]}, latent "
         f"{plan.latent_size[0]}x{plan.latent_size[1]}, {setting.steps} steps, guidance {STRENGTH:g}, seed {SEED}, "
         f"DIS flow, fusion w {DEC_W:g}, colour fix adain; tile {tile}; scene cuts found: {int(flow.cuts.sum())}")
@@ -331,6 +433,7 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
         errors = warping_errors(result.video, flow)
         return {
             "seam": seam_score(result.latents, reference.latents) if reference is not None else None,
+            "seam_line": seam_line(result.latents, reference.latents) if reference is not None else None,
             "border_flicker": border_flicker(errors, borders) if borders is not None else None,
             "warping_error": float(errors[torch.isfinite(errors)].mean() * 1000),
             "psnr": psnr(result.video, truth),
@@ -348,6 +451,9 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
     for spec in variants:
         runs[f"default[{spec}]"] = run_mode("default", nets, frames, flow, plan, setting, variant(options["default"], spec))
         log(f"  ran default[{spec}]: {runs[f'default[{spec}]'].wall_s:.0f} s wall")
+    if save_latents is not None:  # for looking at where a seam sits afterwards, without sampling again
+        save_latents.mkdir(parents=True, exist_ok=True)
+        torch.save({name: result.latents for name, result in runs.items()}, save_latents / f"{case.name}.pt")
     reference = runs.get("untiled")
     default_borders = runs["default"].borders if "default" in runs else None
     table = {}
@@ -360,6 +466,10 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
     errors = warping_errors(bicubic, flow)
     baseline = {"warping_error": float(errors[torch.isfinite(errors)].mean() * 1000), "psnr": psnr(bicubic, truth),
                 "ssim": ssim(luma(bicubic), luma(truth))}
+    if autoencoder:
+        ceiling = autoencoder_only(nets, torch.from_numpy(hr), frames, plan, flow.cuts)
+        baseline["autoencoder_psnr"] = psnr(ceiling, truth)
+        baseline["autoencoder_ssim"] = ssim(luma(ceiling), luma(truth))
 
     strengths = {}
     if sweep and "default" in runs:
@@ -375,7 +485,7 @@ def benchmark(setting: Setting, modes=MODES, variants=(), sweep: bool = False, t
         extra["seams"] = {name: edge_deviation(result.latents, reference.latents, result.sampling)
                           for name, result in runs.items() if name != "untiled" and result.sampling is not None}
     return {"settings": {**dataclasses.asdict(setting), "guidance": STRENGTH, "seed": SEED, "tile": tile,
-                         "clip": standin_data.HELD_OUT_CLIP, "torch": torch.__version__,
+                         "clip": case.describe(setting), "latent": list(plan.latent_size), "torch": torch.__version__,
                          "threads": torch.get_num_threads()},
             "modes": table, "bicubic": baseline, "guidance_sweep": strengths, "criteria": criteria(table), **extra}
 
@@ -421,6 +531,95 @@ def decoder_study(setting: Setting = DECODER, overlaps=(2, 1, 0), tile: int = TI
     return {"settings": dataclasses.asdict(setting), "overlaps": rows}
 
 
+def suite(cases=SUITE, frames: int | None = None, steps: int | None = None, variants=(), modes=MODES,
+          save_latents: pathlib.Path | None = None, log=print) -> dict:
+    """Every mode on each of ``cases`` (``frames`` / ``steps``: override every case's, for a small trial run),
+    issue #30's criteria per case, and the worst case of every mode (:func:`worst_cases`)."""
+    nets = standin_model.load()
+    reports = {}
+    for case in cases:
+        setting = dataclasses.replace(case.setting, frames=frames or case.setting.frames,
+                                      steps=steps or case.setting.steps)
+        log(f"\n## case {case.name}: {case.why}")
+        report = benchmark(setting, modes=modes, variants=variants, case=case, nets=nets, autoencoder=True,
+                           save_latents=save_latents, log=log)
+        report["criteria"] = criteria(report["modes"], SUITE_WARP_TOLERANCE)
+        report["why"] = case.why
+        reports[case.name] = report
+        print_table(report["modes"], report["bicubic"], {}, setting, log=log)
+        log("worst line (seam): " + ", ".join(f"{name} {row['seam_line']}" for name, row in report["modes"].items()
+                                              if row.get("seam_line")))
+        for line in report["criteria"]["lines"]:
+            log(f"{case.name}: {line}")
+    worst = worst_cases(reports)
+    passes = [r["criteria"]["pass"] for r in reports.values()]
+    return {"cases": reports, "worst": worst,
+            "pass": None if None in passes else all(passes),
+            "failed_cases": [name for name, r in reports.items() if r["criteria"]["pass"] is False]}
+
+
+def worst_cases(reports: dict) -> dict:
+    """Per mode, the worst figure over the cases and the case it came from.
+
+    ``seam`` and ``border_flicker``: the largest. Warping error and PSNR depend on the content, so they are
+    compared with the same case's untiled run: ``warping_error_vs_untiled`` the largest ratio,
+    ``psnr_vs_untiled`` the lowest difference (dB). For the default, issue #30's margins against the fixed
+    grid: ``seam_minus_grid`` and ``border_flicker_minus_grid`` (at most 0.1) and ``warping_error_vs_grid``
+    (at most 1.05), the largest over the cases.
+    """
+    def worst(values, pick=max):
+        values = [(v, name) for name, v in values if v is not None and math.isfinite(v)]
+        if not values:
+            return None
+        value, name = pick(values)
+        return {"value": value, "case": name}
+
+    modes = []
+    for report in reports.values():
+        modes += [m for m in report["modes"] if m not in modes]
+    out = {}
+    for mode in modes:
+        rows = [(name, r["modes"][mode], r["modes"].get("untiled")) for name, r in reports.items() if mode in r["modes"]]
+        out[mode] = {
+            "seam": worst((name, row["seam"]) for name, row, _ in rows),
+            "border_flicker": worst((name, row["border_flicker"]) for name, row, _ in rows),
+            "warping_error_vs_untiled": worst((name, row["warping_error"] / ref["warping_error"])
+                                              for name, row, ref in rows if ref is not None),
+            "psnr_vs_untiled": worst(((name, row["psnr"] - ref["psnr"]) for name, row, ref in rows if ref is not None),
+                                     pick=min),
+        }
+    if "default" in out and "fixed_grid" in out:
+        pairs = [(name, r["modes"]["default"], r["modes"]["fixed_grid"]) for name, r in reports.items()
+                 if {"default", "fixed_grid"} <= set(r["modes"])]
+
+        def minus(key, d, g):
+            return d[key] - g[key] if d[key] is not None and g[key] is not None else None
+
+        out["default"]["seam_minus_grid"] = worst((name, minus("seam", d, g)) for name, d, g in pairs)
+        out["default"]["border_flicker_minus_grid"] = worst((name, minus("border_flicker", d, g)) for name, d, g in pairs)
+        out["default"]["warping_error_vs_grid"] = worst((name, d["warping_error"] / g["warping_error"])
+                                                       for name, d, g in pairs)
+    return out
+
+
+def print_worst(worst: dict, log=print) -> None:
+    def cell(entry, digits=2):
+        return f"{_fmt(entry['value'], digits)} ({entry['case']})" if entry else "-"
+
+    log("\nworst case over the suite (per mode; warping error and PSNR against the same case's untiled run)")
+    head = f"{'mode':<12}{'seam':>22}{'border flicker':>22}{'warp err / untiled':>24}{'PSNR - untiled':>24}"
+    log(head)
+    log("-" * len(head))
+    for mode, row in worst.items():
+        log(f"{mode:<12}{cell(row['seam']):>22}{cell(row['border_flicker']):>22}"
+            f"{cell(row['warping_error_vs_untiled'], 3):>24}{cell(row['psnr_vs_untiled']):>24}")
+    d = worst.get("default", {})
+    if "seam_minus_grid" in d:
+        log(f"default against the fixed grid, worst case: seam - grid {cell(d['seam_minus_grid'])} (bar 0.1), "
+            f"border flicker - grid {cell(d['border_flicker_minus_grid'])} (bar 0.1), "
+            f"warping error / grid {cell(d['warping_error_vs_grid'], 3)} (bar {SUITE_WARP_TOLERANCE:g})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -437,6 +636,12 @@ def main():
                              "(e.g. start_fraction=0, finish_fraction=0.12, finish_window_overlap=1)")
     parser.add_argument("--seams", action="store_true",
                         help="also the deviation from the untiled run at tile edges vs inside tiles")
+    parser.add_argument("--suite", action="store_true",
+                        help="every mode on each held-out case of SUITE (issue #30; about 20 min on 2 cores): a table "
+                             "per case and the worst case per mode")
+    parser.add_argument("--cases", help="with --suite: only these cases (comma-separated names)")
+    parser.add_argument("--save-latents", type=pathlib.Path, metavar="DIR",
+                        help="with --suite: save every run's latents to DIR/<case>.pt (to study a seam afterwards)")
     parser.add_argument("--decoder", action="store_true",
                         help=f"only the decoder study: window overlaps 2, 1, 0 on {DECODER.frames} frames, {DECODER.steps} steps")
     args = parser.parse_args()
@@ -448,6 +653,9 @@ def main():
         return
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.suite:
+        run_suite(args)
+        return
     setting = QUICK if args.quick else FULL
     setting = dataclasses.replace(setting, frames=args.frames or setting.frames, steps=args.steps or setting.steps)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
@@ -466,8 +674,39 @@ def main():
         args.json.write_text(json.dumps(report, indent=2))
 
 
-def criteria(table: dict) -> dict:
-    """Issue #10 item 3: default no worse than the fixed grid on seams, border flicker and warping error."""
+#: Issue #30's bar on warping error, for every case of the suite: the default's at most the fixed grid's
+#: times this (issue #10's bar on the quick case: no more than the grid's, ``1.0``).
+SUITE_WARP_TOLERANCE = 1.05
+
+
+def run_suite(args) -> None:
+    cases = SUITE
+    if args.cases:
+        names = args.cases.split(",")
+        unknown = sorted(set(names) - {case.name for case in SUITE})
+        if unknown:
+            raise SystemExit(f"--cases: no case {', '.join(unknown)}; the suite has {', '.join(c.name for c in SUITE)}")
+        cases = tuple(case for case in SUITE if case.name in names)
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    log(f"# {machine()}; torch threads {torch.get_num_threads()}")
+    report = suite(cases, frames=args.frames, steps=args.steps, variants=args.variant, modes=args.modes.split(","),
+                   save_latents=args.save_latents, log=log)
+    print_worst(report["worst"], log=log)
+    verdict = {True: "PASS on every case", False: f"FAIL on {', '.join(report['failed_cases'])}", None: "not judged"}
+    log(f"issue #30 criteria for the default (seam and border flicker <= 1.2 and <= fixed grid + 0.1, warping error "
+        f"<= fixed grid x {SUITE_WARP_TOLERANCE:g}): {verdict[report['pass']]}")
+    report["wall_s"] = time.perf_counter() - start_wall
+    report["cpu_s"] = time.process_time() - start_cpu
+    log(f"\nwall time {report['wall_s']:.0f} s, process CPU time {report['cpu_s']:.0f} s "
+        f"(CPU time / 2 cores: {report['cpu_s'] / 2:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def criteria(table: dict, warp_tolerance: float = 1.0) -> dict:
+    """Issue #10 item 3 (and #30 item 2): default no worse than the fixed grid on seams, border flicker and warping
+    error: seam and flicker at most 1.2 and the grid's + 0.1, warping error at most the grid's x ``warp_tolerance``."""
     out = {"lines": [], "pass": None}
     if not {"default", "fixed_grid"} <= set(table):
         return out
@@ -480,10 +719,11 @@ def criteria(table: dict) -> dict:
         checks.append(ok)
         out["lines"].append(f"criterion {key}: default {d[key]:.2f} <= 1.2 and <= fixed grid {g[key]:.2f} + 0.1: "
                             f"{'PASS' if ok else 'FAIL'}")
-    ok = d["warping_error"] <= g["warping_error"]
+    ok = d["warping_error"] <= g["warping_error"] * warp_tolerance
     checks.append(ok)
+    times = f" x {warp_tolerance:g}" if warp_tolerance != 1.0 else ""
     out["lines"].append(f"criterion warping error: default {d['warping_error']:.2f} <= fixed grid "
-                        f"{g['warping_error']:.2f}: {'PASS' if ok else 'FAIL'}")
+                        f"{g['warping_error']:.2f}{times}: {'PASS' if ok else 'FAIL'}")
     out["pass"] = all(checks)
     return out
 
@@ -492,22 +732,25 @@ def _fmt(value, digits=2):
     return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else "-"
 
 
-def print_table(table: dict, baseline: dict, sweep: dict, setting: Setting) -> None:
+def print_table(table: dict, baseline: dict, sweep: dict, setting: Setting, log=print) -> None:
     head = (f"\n{'mode':<14}{'seam':>7}{'border flicker':>16}{'warping err':>13}{'PSNR':>8}{'SSIM':>8}"
             f"{'UNet TFLOP/frame':>18}{'wall s':>8}{'CPU s':>8}")
-    print(head)
-    print("-" * (len(head) - 1))
+    log(head)
+    log("-" * (len(head) - 1))
     for name, row in table.items():
-        print(f"{name:<14}{_fmt(row['seam']):>7}{_fmt(row['border_flicker']):>16}{_fmt(row['warping_error']):>13}"
-              f"{_fmt(row['psnr']):>8}{_fmt(row['ssim'], 4):>8}{_fmt(row['unet_tflop_per_frame'], 3):>18}"
-              f"{row['wall_s']:>8.0f}{row['cpu_s']:>8.0f}")
-    print(f"{'bicubic':<14}{'':>7}{'':>16}{_fmt(baseline['warping_error']):>13}{_fmt(baseline['psnr']):>8}"
-          f"{_fmt(baseline['ssim'], 4):>8}")
+        log(f"{name:<14}{_fmt(row['seam']):>7}{_fmt(row['border_flicker']):>16}{_fmt(row['warping_error']):>13}"
+            f"{_fmt(row['psnr']):>8}{_fmt(row['ssim'], 4):>8}{_fmt(row['unet_tflop_per_frame'], 3):>18}"
+            f"{row['wall_s']:>8.0f}{row['cpu_s']:>8.0f}")
+    log(f"{'bicubic':<14}{'':>7}{'':>16}{_fmt(baseline['warping_error']):>13}{_fmt(baseline['psnr']):>8}"
+        f"{_fmt(baseline['ssim'], 4):>8}")
+    if "autoencoder_psnr" in baseline:
+        log(f"{'autoencoder':<14}{'':>7}{'':>16}{'':>13}{_fmt(baseline['autoencoder_psnr']):>8}"
+            f"{_fmt(baseline['autoencoder_ssim'], 4):>8}   (the HR frames' own latents decoded: the stand-in's ceiling)")
     if sweep:
-        print(f"\nguidance sweep (default mode): strength -> warping error, border flicker, seam, PSNR")
+        log(f"\nguidance sweep (default mode): strength -> warping error, border flicker, seam, PSNR")
         for strength, row in sweep.items():
-            print(f"  {strength:>5}: {_fmt(row['warping_error'])}, {_fmt(row['border_flicker'])}, "
-                  f"{_fmt(row['seam'])}, {_fmt(row['psnr'])}")
+            log(f"  {strength:>5}: {_fmt(row['warping_error'])}, {_fmt(row['border_flicker'])}, "
+                f"{_fmt(row['seam'])}, {_fmt(row['psnr'])}")
 
 
 

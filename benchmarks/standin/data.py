@@ -192,6 +192,32 @@ BENCHMARK_START = 8
 BENCHMARK_ORIGIN = (96, 224)
 
 
+#: scikit-image photographs the stand-in never saw, for the quality suite's second held-out source
+#: (``benchmarks/quality.py --suite``): ``moon`` is the only natural photograph shipped in
+#: scikit-image's wheel, outside :data:`TRAIN_IMAGES`, large enough for the flow code's 128-px LR minimum
+#: (496-px HR frames, panned inside its 512x512). ``cat`` is ``chelsea``; ``coins``, ``clock``, ``page`` and
+#: ``text`` are under 512 px; ``hubble_deep_field``, ``retina``, ``cell`` and the rest are not natural scenes.
+HELD_OUT_IMAGES = ("moon",)
+
+
+def benchmark_pan(image: str, frames: int, lr_size: tuple[int, int], velocity: tuple[int, int],
+                  origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """HR frames ``[frames, 4h, 4w, 3]`` panned across a held-out photograph (:func:`pan`) and their LR frames,
+    degraded like the held-out clip (:func:`benchmark_clip`)."""
+    if image not in HELD_OUT_IMAGES:
+        raise ValueError(f"{image!r} is not a held-out photograph; choose from {HELD_OUT_IMAGES}")
+    picture = read_image(image)
+    h, w = SCALE * lr_size[0], SCALE * lr_size[1]
+    (vy, vx), (y0, x0) = velocity, origin
+    ys = sorted((y0, y0 + vy * (frames - 1)))
+    xs = sorted((x0, x0 + vx * (frames - 1)))
+    if ys[0] < 0 or xs[0] < 0 or ys[1] + h > picture.shape[0] or xs[1] + w > picture.shape[1]:
+        raise ValueError(f"{image} is {picture.shape[0]}x{picture.shape[1]}, too small for {frames} {h}x{w} crops "
+                         f"from {origin} moving {velocity} px a frame")
+    hr = np.ascontiguousarray(pan(picture, frames, (h, w), velocity, origin))
+    return hr, Degradation.benchmark().apply(hr, np.random.default_rng(2026))
+
+
 def benchmark_clip(frames: int, lr_size: tuple[int, int], start: int = BENCHMARK_START,
                    origin: tuple[int, int] = BENCHMARK_ORIGIN) -> tuple[np.ndarray, np.ndarray]:
     """HR frames ``[frames, 4h, 4w, 3]`` of the held-out clip (crop at ``origin``) and their LR frames.
