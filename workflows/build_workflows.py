@@ -183,8 +183,8 @@ def tune_guidance(classes):
     g.add(2, "MGLDVideoVAELoader", (40, 190), {"vae_name": "video_vae_cfw.ckpt"}, size=(340, 110))
     g.add(3, "MGLDRAFTLoader", (40, 340), {"raft_name": "raft-things.pth"}, size=(340, 90))
     g.add(4, "MGLDLoadVideo", (40, 470), {"video": SAMPLE}, size=(340, 260))
-    g.add(5, "MGLDFlow", (440, 560), links={"raft": (3, 0), "frames": (4, 0)}, size=(320, 220))
-    g.add(6, "MGLDGuidancePreview", (440, 40),
+    g.add(5, "MGLDFlow", (440, 40), links={"raft": (3, 0), "frames": (4, 0)}, size=(360, 220))
+    g.add(6, "MGLDGuidancePreview", (440, 300),
           links={"model": (1, 0), "video_vae": (2, 0), "frames": (4, 0), "flow": (5, 0)},
           title="Guidance preview: sweep on a region", size=(360, 480))
     g.add(7, "PreviewImage", (840, 40), links={"images": (6, 0)}, title="Grid: one frame per strength (1:1)",
@@ -196,7 +196,7 @@ def tune_guidance(classes):
           title="Full run: set the chosen guidance_strength, then un-mute 9-11", size=(340, 360))
     g.add(10, "MGLDDecode", (1400, 440), links={"video_vae": (2, 0), "latent": (9, 0), "frames": (4, 0)},
           size=(320, 200))
-    g.add(11, "MGLDSaveVideo", (1780, 40), {"filename_prefix": "MGLD/mgld_vsr_tuned"},
+    g.add(11, "MGLDSaveVideo", (1820, 40), {"filename_prefix": "MGLD/mgld_vsr_tuned"},
           links={"frames": (10, 0), "fps": (4, 1), "audio": (4, 2)}, size=(320, 440))
     for node in (9, 10, 11):
         g.nodes[node]["mode"] = MUTED
