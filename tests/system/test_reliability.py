@@ -40,21 +40,7 @@ FAST = 5.0  # seconds: the bound for everything refused before work (checked loo
 # Fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """3 frames of 32x32 noise (h264)."""
-    path = tmp_path_factory.mktemp("clip") / "lr.mp4"
-    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    video_io.write_video(path, frames, 24)
-    return path
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch, tiny_release):
-    """A fresh output folder ($MGLD_HOME/output) and the tiny weights as the model folder."""
-    monkeypatch.setenv("MGLD_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MGLD_MODELS_DIR", str(tiny_release))
-    return tmp_path / "home"
+# `clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
 
 
 @pytest.fixture
