@@ -382,7 +382,7 @@ def test_two_nodes_sharing_one_id_are_refused(tmp_path, capsys, home, clip, load
 # 4. Hostile workflow files: bounded time and memory
 
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
 import run_workflow
 run_workflow.load_pack()
@@ -396,7 +396,14 @@ except headless.WorkflowError:
     pass
 checks = time.perf_counter() - start
 code = run_workflow.main(sys.argv[1:])
-print(json.dumps({{"code": code, "checks": checks, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over execve, so a child started by a large
+# pytest process would report the parent's peak; VmHWM belongs to this process's own address space.
+try:
+    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+except OSError:  # no /proc (macOS): ru_maxrss, in bytes there
+    import resource
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"code": code, "checks": checks, "peak_mb": peak_kb / 1024}}))
 """
 
 
