@@ -20,3 +20,13 @@ def home(tmp_path, monkeypatch, tiny_release):
     monkeypatch.setenv("MGLD_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MGLD_MODELS_DIR", str(tiny_release))
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """Enough noise frames that encoding them takes seconds (time to send a signal while saving)."""
+    path = tmp_path_factory.mktemp("long") / "long.mkv"
+    g = torch.Generator().manual_seed(1)
+    video_io.write_video(path, (torch.randint(0, 256, (240, 320, 3), dtype=torch.uint8, generator=g) for _ in range(240)),
+                         24, codec="ffv1")
+    return path

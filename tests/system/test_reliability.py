@@ -405,14 +405,7 @@ def _subprocess(argv, env=None, **kwargs):
                             text=True, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory):
-    """Enough noise frames that encoding them takes seconds (time to send a signal while saving)."""
-    path = tmp_path_factory.mktemp("long") / "long.mkv"
-    g = torch.Generator().manual_seed(1)
-    video_io.write_video(path, (torch.randint(0, 256, (240, 320, 3), dtype=torch.uint8, generator=g) for _ in range(240)),
-                         24, codec="ffv1")
-    return path
+# `long_clip` comes from tests/system/conftest.py.
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

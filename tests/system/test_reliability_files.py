@@ -243,14 +243,7 @@ def test_with_overwrite_a_failure_keeps_the_old_file(tmp_path, capsys, home, cli
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.mp4", "save_only.json"]
 
 
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory):
-    """Enough noise frames that encoding them takes seconds (time to send a signal while saving)."""
-    path = tmp_path_factory.mktemp("long") / "long.mkv"
-    g = torch.Generator().manual_seed(1)
-    video_io.write_video(path, (torch.randint(0, 256, (240, 320, 3), dtype=torch.uint8, generator=g) for _ in range(240)),
-                         24, codec="ffv1")
-    return path
+# `long_clip` comes from tests/system/conftest.py.
 
 
 def _script(tmp_path, *lines) -> list:
