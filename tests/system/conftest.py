@@ -6,8 +6,9 @@ from mgld_vsr.pipeline import video_io
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """3 frames of 32x32 noise (h264)."""
+def noise_clip(tmp_path_factory):
+    """3 frames of 32x32 noise (h264). Not named `clip`: that would shadow tests/conftest.py's 4-frame clip
+    for every system test."""
     path = tmp_path_factory.mktemp("clip") / "lr.mp4"
     frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     video_io.write_video(path, frames, 24)

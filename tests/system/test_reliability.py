@@ -40,7 +40,7 @@ FAST = 5.0  # seconds: the bound for everything refused before work (checked loo
 # Fixtures and helpers
 
 
-# `clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
+# `noise_clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
 
 
 @pytest.fixture
@@ -199,8 +199,8 @@ def test_links_through_reroute_nodes_reach_their_source(tmp_path, home):
     headless.check(api, NODES)
 
 
-def test_api_format_structure(tmp_path, capsys, home, clip, loads):
-    graph = json.loads(save_only(tmp_path, clip).read_text())
+def test_api_format_structure(tmp_path, capsys, home, noise_clip, loads):
+    graph = json.loads(save_only(tmp_path, noise_clip).read_text())
     cases = {
         "unknown input": ({"2": {"inputs": {"frames_b": ["1", 0]}}}, "has no input 'frames_b'"),
         "output slot out of range": ({"2": {"inputs": {"fps": ["1", 9]}}}, "linked to output 9"),
@@ -251,19 +251,19 @@ VALUES = {
     "output extension vs codec": (["--output", "{tmp}/result.avi"], "h264 cannot be written to a .avi file"),
     "png sequence to a .mp4 name": (["--set", "MGLDSaveVideo.codec=png", "--output", "{tmp}/frames.mp4"],
                                     "png writes a folder of numbered frames"),
-    "output inside a file": (["--output", "{clip}/result.mp4"], "is a file, not a folder"),
+    "output inside a file": (["--output", "{noise_clip}/result.mp4"], "is a file, not a folder"),
     "missing input video": (["--input", "{tmp}/nothing.mp4"], "video file not found"),
     "input that is not a video": (["--input", "{text}"], "cannot read"),
 }
 
 
 @pytest.mark.parametrize("case", VALUES)
-def test_bad_values_are_refused_before_any_work(case, tmp_path, capsys, home, clip, loads):
+def test_bad_values_are_refused_before_any_work(case, tmp_path, capsys, home, noise_clip, loads):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     argv, message = VALUES[case]
-    argv = [a.format(tmp=tmp_path, clip=clip, text=text) for a in argv]
-    code, err, seconds = run(capsys, BASIC, "--input", clip, *argv) if "--input" not in argv else run(capsys, BASIC, *argv)
+    argv = [a.format(tmp=tmp_path, noise_clip=noise_clip, text=text) for a in argv]
+    code, err, seconds = run(capsys, BASIC, "--input", noise_clip, *argv) if "--input" not in argv else run(capsys, BASIC, *argv)
     assert code == 1
     line = assert_one_line_error(err, message)
     if case.startswith(("NaN", "tile", "window", "decode", "steps")):
@@ -330,7 +330,7 @@ def _broken_checkpoints(tiny_release, target):
     yield "pickled code", lambda p: torch.save({"state_dict": sd, "x": _Marker(marker)}, p), "refused to load"
 
 
-def test_checkpoint_errors_are_messages_not_tracebacks(tmp_path, capsys, monkeypatch, clip, tiny_release):
+def test_checkpoint_errors_are_messages_not_tracebacks(tmp_path, capsys, monkeypatch, noise_clip, tiny_release):
     monkeypatch.setenv("MGLD_HOME", str(tmp_path / "home"))
     for case, make, message in _broken_checkpoints(tiny_release, tmp_path):
         models = tmp_path / case.replace(" ", "_")
@@ -338,7 +338,7 @@ def test_checkpoint_errors_are_messages_not_tracebacks(tmp_path, capsys, monkeyp
         for name in ("video_vae_cfw.ckpt", "raft-things.pth", "mgldvsr_unet.yaml"):
             shutil.copy(tiny_release / name, models / name)
         make(models / "mgldvsr_unet.ckpt")
-        code, err, _ = run(capsys, BASIC, "--input", clip, "--models", models)
+        code, err, _ = run(capsys, BASIC, "--input", noise_clip, "--models", models)
         assert code == 1, case
         assert_one_line_error(err, "node 1 (MGLD Diffusion Model Loader)", str(models / "mgldvsr_unet.ckpt"))
         assert message in err, (case, err)
@@ -365,19 +365,19 @@ def test_head_width_error_points_at_the_yaml_and_a_damaged_config_is_an_error(tm
         loader.load_component(converted, "unet")
 
 
-def test_debug_shows_the_traceback_and_bugs_always_do(tmp_path, capsys, home, clip, monkeypatch):
+def test_debug_shows_the_traceback_and_bugs_always_do(tmp_path, capsys, home, noise_clip, monkeypatch):
     models = tmp_path / "broken"
     models.mkdir()
     for name in ("mgldvsr_unet.ckpt", "video_vae_cfw.ckpt", "raft-things.pth"):
         (models / name).write_bytes(b"\0" * 100)
-    code, err, _ = run(capsys, BASIC, "--input", clip, "--models", models, "--debug")
+    code, err, _ = run(capsys, BASIC, "--input", noise_clip, "--models", models, "--debug")
     assert code == 1 and "Traceback" in err and [line[:6] for line in err.splitlines()].count("error:") == 1
 
     def bug(self, *args, **kwargs):
         raise KeyError("a bug")
 
     monkeypatch.setattr(NODES["MGLDSaveVideo"], "save", bug)
-    code, err, _ = run(capsys, save_only(tmp_path, clip))
+    code, err, _ = run(capsys, save_only(tmp_path, noise_clip))
     assert code == 1 and "Traceback" in err and "This looks like a bug" in err
 
 
@@ -385,8 +385,8 @@ def test_debug_shows_the_traceback_and_bugs_always_do(tmp_path, capsys, home, cl
 # 4. Nothing broken under a final name; exit codes
 
 
-def test_output_is_written_in_place_and_an_existing_folder_receives_the_numbered_name(tmp_path, capsys, home, clip):
-    graph = save_only(tmp_path, clip)
+def test_output_is_written_in_place_and_an_existing_folder_receives_the_numbered_name(tmp_path, capsys, home, noise_clip):
+    graph = save_only(tmp_path, noise_clip)
     target = tmp_path / "deep" / "er" / "result.mkv"  # a missing folder is created; .mkv is a container h264 goes in
     code, err, _ = run(capsys, graph, "--output", target)
     assert code == 0, err
@@ -438,7 +438,7 @@ def _namespace_shell(script: str) -> list:
     return ["unshare", "-rm", "sh", "-c", script] if probe.stdout.strip() == "ok" else None
 
 
-def test_a_full_disk_gives_a_clear_message_and_no_file(tmp_path, clip, long_clip):
+def test_a_full_disk_gives_a_clear_message_and_no_file(tmp_path, noise_clip, long_clip):
     graph = save_only(tmp_path, long_clip, frames=30)  # about 3 MB of h264 noise
     mount = tmp_path / "small_disk"
     mount.mkdir()
@@ -467,8 +467,8 @@ def test_a_full_disk_gives_a_clear_message_and_no_file(tmp_path, clip, long_clip
     assert list(mount.iterdir()) == []
 
 
-def test_a_read_only_destination_is_refused_before_any_work(tmp_path, clip):
-    graph = save_only(tmp_path, clip)
+def test_a_read_only_destination_is_refused_before_any_work(tmp_path, noise_clip):
+    graph = save_only(tmp_path, noise_clip)
     mount = tmp_path / "read_only"
     mount.mkdir()
     runner = f"{sys.executable} {REPO_ROOT / 'run_workflow.py'} {graph} --output {mount}/result.mp4"
@@ -481,12 +481,12 @@ def test_a_read_only_destination_is_refused_before_any_work(tmp_path, clip):
     assert_one_line_error(out.stderr, "is not writable", "Read-only file system")
 
 
-def test_exit_codes(tmp_path, clip):
+def test_exit_codes(tmp_path, noise_clip):
     """0 done, 1 failed, 2 weight files missing (130: the signal test above), from the command line."""
     env = {"MGLD_HOME": str(tmp_path / "home")}
-    ok = _subprocess([save_only(tmp_path, clip), "--output", tmp_path / "ok.mp4"], env=env)
-    failed = _subprocess([BASIC, "--input", clip, "--set", "MGLDSampler.steps=0"], env=env)
-    missing = _subprocess([BASIC, "--input", clip, "--models", tmp_path / "no_models"], env=env)
+    ok = _subprocess([save_only(tmp_path, noise_clip), "--output", tmp_path / "ok.mp4"], env=env)
+    failed = _subprocess([BASIC, "--input", noise_clip, "--set", "MGLDSampler.steps=0"], env=env)
+    missing = _subprocess([BASIC, "--input", noise_clip, "--models", tmp_path / "no_models"], env=env)
     assert [p.wait(timeout=300) for p in (ok, failed, missing)] == [0, 1, 2]
     assert ok.communicate()[0].strip() == str(tmp_path / "ok.mp4")
 

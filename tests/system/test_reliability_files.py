@@ -47,7 +47,7 @@ WEIGHT_SUFFIXES = (".ckpt", ".pth", ".safetensors", ".pt", ".bin")
 # Fixtures and helpers
 
 
-# `clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
+# `noise_clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
 
 
 _WATCH: list = []  # the list the audit hook appends opened weight files to, while a test watches
@@ -122,10 +122,10 @@ def ignores_case(folder: pathlib.Path) -> bool:
 # 1. The input is never the output
 
 
-def test_output_equal_to_the_input_is_refused_before_any_model_loads(tmp_path, capsys, home, clip, loads, monkeypatch):
+def test_output_equal_to_the_input_is_refused_before_any_model_loads(tmp_path, capsys, home, noise_clip, loads, monkeypatch):
     """The issue's first case, as a user types it: the input stays byte-identical, exit 1, no weight opened."""
     source = tmp_path / "clip.mp4"
-    shutil.copy(clip, source)
+    shutil.copy(noise_clip, source)
     original = source.read_bytes()
     monkeypatch.chdir(tmp_path)
     code, err, seconds = run(capsys, BASIC, "--input", "clip.mp4", "--output", "clip.mp4")
@@ -136,12 +136,12 @@ def test_output_equal_to_the_input_is_refused_before_any_model_loads(tmp_path, c
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]  # no partial file either
 
 
-def test_every_spelling_of_the_input_is_the_input(tmp_path, capsys, home, clip, loads):
+def test_every_spelling_of_the_input_is_the_input(tmp_path, capsys, home, noise_clip, loads):
     """A symbolic link, a hard link, ``..`` and ``--overwrite`` change nothing: the same file is refused."""
     folder = tmp_path / "videos"
     folder.mkdir()
     source = folder / "clip.mp4"
-    shutil.copy(clip, source)
+    shutil.copy(noise_clip, source)
     original = source.read_bytes()
     (tmp_path / "link.mp4").symlink_to(source)
     os.link(source, tmp_path / "hard.mp4")
@@ -160,11 +160,11 @@ def test_every_spelling_of_the_input_is_the_input(tmp_path, capsys, home, clip, 
     assert loads == []
 
 
-def test_a_case_variant_of_the_input_on_a_file_system_that_ignores_case(tmp_path, capsys, home, clip, loads):
+def test_a_case_variant_of_the_input_on_a_file_system_that_ignores_case(tmp_path, capsys, home, noise_clip, loads):
     """macOS and Windows file systems ignore case: ``CLIP.MP4`` is ``clip.mp4`` there (probed, not assumed)."""
     if not ignores_case(tmp_path):
         pytest.skip(f"{tmp_path} tells case apart (the identity check is the same as for the links above)")
-    shutil.copy(clip, tmp_path / "clip.mp4")
+    shutil.copy(noise_clip, tmp_path / "clip.mp4")
     code, err, _ = run(capsys, BASIC, "--input", tmp_path / "clip.mp4", "--output", tmp_path / "CLIP.MP4", "--overwrite")
     assert code == 1
     one_line_error(err, "would destroy the input")
@@ -193,14 +193,14 @@ def test_an_image_folder_read_by_the_workflow_is_not_an_output(tmp_path, capsys,
 # 2. Existing outputs
 
 
-def test_running_twice_to_the_same_output_keeps_the_first_file(tmp_path, capsys, home, clip):
+def test_running_twice_to_the_same_output_keeps_the_first_file(tmp_path, capsys, home, noise_clip):
     """Without --overwrite the second run is refused, naming the file and the flag; the first file is
     byte-identical. With it, the file is replaced (by the new, different result)."""
     target = tmp_path / "result.mp4"
-    code, err, _ = run(capsys, save_only(tmp_path, clip), "--output", target)
+    code, err, _ = run(capsys, save_only(tmp_path, noise_clip), "--output", target)
     assert code == 0, err
     first = target.read_bytes()
-    shorter = save_only(tmp_path, clip, frames=2, name="shorter.json")
+    shorter = save_only(tmp_path, noise_clip, frames=2, name="shorter.json")
     code, err, seconds = run(capsys, shorter, "--output", target)
     assert code == 1
     one_line_error(err, str(target), "exists", "--overwrite")
@@ -211,18 +211,18 @@ def test_running_twice_to_the_same_output_keeps_the_first_file(tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_the_basic_workflow_twice_to_the_same_output_is_refused_before_any_model_loads(tmp_path, capsys, home, clip,
+def test_the_basic_workflow_twice_to_the_same_output_is_refused_before_any_model_loads(tmp_path, capsys, home, noise_clip,
                                                                                        loads):
     target = tmp_path / "upscaled.mp4"
     target.write_bytes(b"the first run's result")
-    code, err, seconds = run(capsys, BASIC, "--input", clip, "--output", target)
+    code, err, seconds = run(capsys, BASIC, "--input", noise_clip, "--output", target)
     assert code == 1
     one_line_error(err, f"{target} exists; add --overwrite")
     assert target.read_bytes() == b"the first run's result"
     assert loads == [] and seconds < FAST
 
 
-def test_with_overwrite_a_failure_keeps_the_old_file(tmp_path, capsys, home, clip, monkeypatch):
+def test_with_overwrite_a_failure_keeps_the_old_file(tmp_path, capsys, home, noise_clip, monkeypatch):
     from mgld_vsr.pipeline.video_io import writer
 
     target = tmp_path / "result.mp4"
@@ -236,7 +236,7 @@ def test_with_overwrite_a_failure_keeps_the_old_file(tmp_path, capsys, home, cli
         return convert(*args, **kwargs)
 
     monkeypatch.setattr(writer, "_to_av_frame", failing)
-    code, err, _ = run(capsys, save_only(tmp_path, clip), "--output", target, "--overwrite")
+    code, err, _ = run(capsys, save_only(tmp_path, noise_clip), "--output", target, "--overwrite")
     assert code == 1 and len(calls) == 3
     one_line_error(err, "Input/output error")
     assert target.read_bytes() == b"the old result"
@@ -280,9 +280,9 @@ def test_with_overwrite_a_signal_while_saving_keeps_the_old_file(sig, tmp_path, 
     assert (out / "result.mp4").read_bytes() == b"the old result"
 
 
-def test_the_nodes_keep_numbering_in_comfyui(tmp_path, home, clip):
+def test_the_nodes_keep_numbering_in_comfyui(tmp_path, home, noise_clip):
     """Inside ComfyUI (no --output) a saver never replaces a file: each run takes the next number."""
-    frames = video_io.read_video(clip).frames.float() / 255
+    frames = video_io.read_video(noise_clip).frames.float() / 255
     save = mgld_vsr.NODE_CLASS_MAPPINGS["MGLDSaveVideo"]()
     first = save.save(frames, 24.0, "MGLD/again", "h264", 19, "auto")["result"][0]
     content = pathlib.Path(first).read_bytes()
@@ -295,9 +295,9 @@ def test_the_nodes_keep_numbering_in_comfyui(tmp_path, home, clip):
 # 3. The late cases, now refused before any work
 
 
-def _frameless_mp4(tmp_path, clip) -> pathlib.Path:
+def _frameless_mp4(tmp_path, noise_clip) -> pathlib.Path:
     """An mp4 whose header declares 3 frames and whose stream holds none (cut where the frame data begins)."""
-    data = clip.read_bytes()
+    data = noise_clip.read_bytes()
     mdat = data.index(b"mdat")  # faststart: the index first, then the frame data
     path = tmp_path / "frameless.mp4"
     path.write_bytes(data[: mdat + 4])
@@ -329,15 +329,15 @@ LATE = {
 
 
 @pytest.mark.parametrize("case", LATE)
-def test_late_cases_are_refused_before_any_model_loads(case, tmp_path, capsys, home, clip, loads, monkeypatch):
+def test_late_cases_are_refused_before_any_model_loads(case, tmp_path, capsys, home, noise_clip, loads, monkeypatch):
     from mgld_vsr.pipeline.workers import executor
 
     monkeypatch.setattr(executor, "local_gpu_count", lambda: 1)  # a machine with one GPU, whatever runs the test
     monkeypatch.setattr(executor, "ray_available", lambda: True)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     make, message = LATE[case]
-    argv = make(tmp_path, clip)
-    code, err, seconds = run(capsys, BASIC, *(["--input", clip] if "--input" not in argv else []), *argv)
+    argv = make(tmp_path, noise_clip)
+    code, err, seconds = run(capsys, BASIC, *(["--input", noise_clip] if "--input" not in argv else []), *argv)
     assert code == 1
     one_line_error(err, message)
     assert loads == [], "a weight file was opened before the refusal"
@@ -349,12 +349,12 @@ def _duplicate_ui_id(workflow):
     workflow["nodes"].append({**json.loads(json.dumps(saver)), "id": 1, "title": "second saver"})
 
 
-def test_two_nodes_sharing_one_id_are_refused(tmp_path, capsys, home, clip, loads):
+def test_two_nodes_sharing_one_id_are_refused(tmp_path, capsys, home, noise_clip, loads):
     workflow = json.loads(BASIC.read_text())
     _duplicate_ui_id(workflow)
     ui = tmp_path / "ui.json"
     ui.write_text(json.dumps(workflow))
-    api = json.loads(save_only(tmp_path, clip).read_text())
+    api = json.loads(save_only(tmp_path, noise_clip).read_text())
     text = json.dumps(api)
     duplicated = tmp_path / "api.json"  # JSON keeps the last of two equal keys: the first node would vanish
     duplicated.write_text(text[:-1] + ', "1": ' + json.dumps(api["1"]) + "}")
@@ -364,7 +364,7 @@ def test_two_nodes_sharing_one_id_are_refused(tmp_path, capsys, home, clip, load
     twice.write_text(json.dumps(links))
     for path, message in ((ui, "two nodes share the id 1"), (duplicated, "two nodes share the id 1"),
                           (twice, f"two links with the id {links['links'][0][0]}")):
-        code, err, seconds = run(capsys, path, "--input", clip)
+        code, err, seconds = run(capsys, path, "--input", noise_clip)
         assert code == 1, path
         one_line_error(err, message)
         assert seconds < FAST
@@ -407,13 +407,13 @@ def _loader(video, source=None):
     return {"class_type": "MGLDLoadVideo", "inputs": inputs}
 
 
-def _chain(clip, length):
+def _chain(noise_clip, length):
     """Load LR Video -> Create Video -> Load LR Video -> ... -> Save Video: ``length`` nodes in one line."""
-    api = {"1": _loader(clip)}
+    api = {"1": _loader(noise_clip)}
     while len(api) < length - 2:
         last = str(len(api))
         api[str(len(api) + 1)] = {"class_type": "CreateVideo", "inputs": {"images": [last, 0], "fps": [last, 1]}}
-        api[str(len(api) + 1)] = _loader(clip, str(len(api)))
+        api[str(len(api) + 1)] = _loader(noise_clip, str(len(api)))
     last = str(len(api))
     api[str(len(api) + 1)] = {"class_type": "MGLDSaveVideo", "inputs": {
         "frames": [last, 0], "fps": [last, 1], "filename_prefix": "chain", "codec": "h264", "crf": 19,
@@ -421,25 +421,25 @@ def _chain(clip, length):
     return api
 
 
-def _wide(clip, width):
+def _wide(noise_clip, width):
     """One loader feeding ``width - 1`` Preview Image nodes."""
-    return {"1": _loader(clip), **{str(i): {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    return {"1": _loader(noise_clip), **{str(i): {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
                                    for i in range(2, width + 1)}}
 
 
 HOSTILE = {
-    "5,000 levels of nesting": (lambda clip: "[" * 5000 + "]" * 5000, 1, "more than 100 levels deep"),
-    "5,000 nested objects": (lambda clip: '{"a":' * 5000 + "1" + "}" * 5000, 1, "more than 100 levels deep"),
-    "a 1,000-node chain": (lambda clip: json.dumps(_chain(clip, 1000)), 0, None),
-    "a 1,000-node wide graph": (lambda clip: json.dumps(_wide(clip, 1000)), 0, None),
+    "5,000 levels of nesting": (lambda noise_clip: "[" * 5000 + "]" * 5000, 1, "more than 100 levels deep"),
+    "5,000 nested objects": (lambda noise_clip: '{"a":' * 5000 + "1" + "}" * 5000, 1, "more than 100 levels deep"),
+    "a 1,000-node chain": (lambda noise_clip: json.dumps(_chain(noise_clip, 1000)), 0, None),
+    "a 1,000-node wide graph": (lambda noise_clip: json.dumps(_wide(noise_clip, 1000)), 0, None),
 }
 
 
 @pytest.mark.parametrize("case", HOSTILE)
-def test_hostile_workflows_are_run_or_refused_in_bounded_time_and_memory(case, tmp_path, clip):
+def test_hostile_workflows_are_run_or_refused_in_bounded_time_and_memory(case, tmp_path, noise_clip):
     make, expected, message = HOSTILE[case]
     workflow = tmp_path / "hostile.json"
-    workflow.write_text(make(clip))
+    workflow.write_text(make(noise_clip))
     out = subprocess.run([sys.executable, "-c", MEASURE.format(root=str(REPO_ROOT)), str(workflow)],
                          capture_output=True, text=True, timeout=600,
                          env={**os.environ, "MGLD_HOME": str(tmp_path / "home")})
@@ -454,7 +454,7 @@ def test_hostile_workflows_are_run_or_refused_in_bounded_time_and_memory(case, t
         assert "Traceback" not in out.stderr and "error:" not in out.stderr, out.stderr
 
 
-def test_the_limits_are_far_above_the_shipped_workflows_and_refused_by_name(tmp_path, capsys, home, clip):
+def test_the_limits_are_far_above_the_shipped_workflows_and_refused_by_name(tmp_path, capsys, home, noise_clip):
     from mgld_vsr.runner import graph as headless
 
     for path in (REPO_ROOT / "example_workflows").glob("*.json"):
@@ -464,7 +464,7 @@ def test_the_limits_are_far_above_the_shipped_workflows_and_refused_by_name(tmp_
         assert len(workflow["nodes"]) * 100 < preflight.MAX_NODES and len(workflow["links"]) * 100 < preflight.MAX_LINKS
         headless.load_workflow(str(path))  # nesting within the limit
     too_many = tmp_path / "many.json"
-    too_many.write_text(json.dumps(_wide(clip, preflight.MAX_NODES + 1)))
+    too_many.write_text(json.dumps(_wide(noise_clip, preflight.MAX_NODES + 1)))
     code, err, seconds = run(capsys, too_many)
     assert code == 1
     one_line_error(err, f"{preflight.MAX_NODES + 1} nodes, more than the {preflight.MAX_NODES}")
@@ -476,13 +476,13 @@ def test_the_limits_are_far_above_the_shipped_workflows_and_refused_by_name(tmp_
 
 
 @pytest.mark.parametrize("missing", ["raft-things.pth", "mgldvsr_unet.ckpt", "video_vae_cfw.ckpt"])
-def test_every_missing_weight_file_takes_the_same_path(missing, tmp_path, capsys, home, clip, tiny_release, loads):
+def test_every_missing_weight_file_takes_the_same_path(missing, tmp_path, capsys, home, noise_clip, tiny_release, loads):
     models = tmp_path / "models"
     models.mkdir()
     for path in tiny_release.iterdir():
         if path.name != missing:
             os.symlink(path, models / path.name)
-    code, err, _ = run(capsys, BASIC, "--input", clip, "--models", models)
+    code, err, _ = run(capsys, BASIC, "--input", noise_clip, "--models", models)
     assert code == 2, err
     assert err.splitlines()[0] == f"Missing model files: {missing}"
     assert f"Put the official weights in {models}" in err and "error:" not in err
@@ -504,13 +504,13 @@ def _all_muted(workflow):
 
 @pytest.mark.parametrize("edit", [_no_saver, _muted_saver, _all_muted])
 @pytest.mark.parametrize("output", [False, True], ids=["", "--output"])
-def test_a_workflow_without_an_output_node_says_so(edit, output, tmp_path, capsys, home, clip, loads):
+def test_a_workflow_without_an_output_node_says_so(edit, output, tmp_path, capsys, home, noise_clip, loads):
     workflow = json.loads(BASIC.read_text())
     edit(workflow)
     path = tmp_path / "w.json"
     path.write_text(json.dumps(workflow))
     extra = ["--output", tmp_path / "x.mp4"] if output else []
-    code, err, _ = run(capsys, path, *(["--input", clip] if edit is not _all_muted else []), *extra)
+    code, err, _ = run(capsys, path, *(["--input", noise_clip] if edit is not _all_muted else []), *extra)
     assert code == 1
     one_line_error(err, "no output node")
     assert loads == []
@@ -531,9 +531,9 @@ CTRL_C = {
 
 
 @pytest.mark.parametrize("moment", CTRL_C)
-def test_ctrl_c_at_any_moment_exits_130_with_one_line(moment, tmp_path, clip):
+def test_ctrl_c_at_any_moment_exits_130_with_one_line(moment, tmp_path, noise_clip):
     out = tmp_path / "result.mp4"
-    proc = _popen(_script(tmp_path, *CTRL_C[moment]), [save_only(tmp_path, clip), "--output", out], tmp_path)
+    proc = _popen(_script(tmp_path, *CTRL_C[moment]), [save_only(tmp_path, noise_clip), "--output", out], tmp_path)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, (proc.returncode, err)
     lines = [line for line in err.splitlines() if line.startswith(("interrupted", "terminated"))]
