@@ -91,6 +91,17 @@ def auto_box(motion, plan: LRPlan, frames: tuple[int, int], size: int) -> tuple[
     return x, y, side_w, side_h
 
 
+def adain_with_whole_frame(content: torch.Tensor, content_whole: torch.Tensor, style_whole: torch.Tensor) -> torch.Tensor:
+    """AdaIN of a box with the statistics of whole frames: the decoded frame around it (the box sampled, the
+    rest decoded from the LR latents) and the LR frame. The full run fixes each frame with its whole decoded
+    frame's mean and spread; outside the box the LR latents decode to nearly the same colours, so these
+    statistics are far closer to the full run's than any estimate from the box alone (benchmarks/preview.py:
+    45-50 dB against 22-36 dB for the full run's own latents through the preview's decoder)."""
+    mean_c, std_c = channel_mean_std(content_whole)
+    mean_s, std_s = channel_mean_std(style_whole)
+    return (content - mean_c) / std_c * std_s + mean_s
+
+
 def adain_in_region(content: torch.Tensor, style: torch.Tensor, style_whole: torch.Tensor) -> torch.Tensor:
     """AdaIN of a box with the whole frame's statistics estimated (the full run uses the whole frame's).
 
@@ -113,7 +124,9 @@ def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], f
     ``surround`` (the LR latents of the extent's whole frames) fills the frame around the box, which is
     then decoded in the full run's decode tiles (``tile`` latent pixels, 0 = whole frames): the
     decoder's GroupNorm and attention see a whole tile, of which only the box is sampled, instead of
-    the box alone (benchmarks/preview.py measures both)."""
+    the box alone, and the colour fix takes its decoded-frame statistics from that whole decoded frame.
+    Without ``surround`` only the box is decoded and those statistics are estimated from it
+    (:func:`adain_in_region`; benchmarks/preview.py measures both)."""
     device = compute_device(video_vae)
     dtype = next(video_vae.parameters()).dtype
     (y0, y1), (x0, x1) = (extent.y0, extent.y1), (extent.x0, extent.x1)
@@ -130,6 +143,7 @@ def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], f
         lr = lr_whole[..., 8 * y0:8 * y1, 8 * x0:8 * x1].to(dtype)
         if surround is None:
             decoded = decode_window(video_vae, latents[local].to(device, dtype), lr, dec_w).float()
+            whole = None
         else:
             canvas = surround[local].clone()
             canvas[(...,) + extent.area] = latents[local]
@@ -139,16 +153,20 @@ def decode_region(latents: torch.Tensor, extent: Extent, shown: Sequence[int], f
         # windows sharing a frame (the last one sits flush with the clip's end) are blended by their weights
         for pos, (f, weight) in enumerate(zip(window.frames, window.weights)):
             if f in wanted and weight > 0:
-                total, weights, _, _ = pending.setdefault(f, [0.0, 0.0, lr[pos:pos + 1].float(),
-                                                              lr_whole[pos:pos + 1, :, :uh, :uw].float()])
-                pending[f][0] = total + decoded[pos:pos + 1] * weight
-                pending[f][1] = weights + weight
+                entry = pending.setdefault(f, [0.0, 0.0, lr[pos:pos + 1].float(),
+                                               lr_whole[pos:pos + 1, :, :uh, :uw].float(), 0.0])
+                entry[0] = entry[0] + decoded[pos:pos + 1] * weight
+                entry[1] = entry[1] + weight
+                if whole is not None:  # the whole decoded frame (picture part), for the colour fix's statistics
+                    entry[4] = entry[4] + whole[pos:pos + 1, :, :uh, :uw] * weight
     # the picture part of the box (the full run colour-fixes the frame without its padding)
     ph, pw = min(8 * y1, uh) - 8 * y0, min(8 * x1, uw) - 8 * x0
     for f in shown:
-        total, weight, style, style_whole = pending[f]
+        total, weight, style, style_whole, content_whole = pending[f]
         content, style = (total / weight)[..., :ph, :pw], style[..., :ph, :pw]
-        if colorfix == "adain":
+        if colorfix == "adain" and surround is not None:
+            fixed = adain_with_whole_frame(content, content_whole / weight, style_whole)
+        elif colorfix == "adain":
             fixed = adain_in_region(content, style, style_whole)
         else:
             fixed = color_fix(colorfix, content, style)
