@@ -5,6 +5,7 @@ its neighbourhood (zero-padded at the tile's edge), mixes in the tile's mean (as
 and the window's mean LR latent, so a cut tile or window changes what it predicts and the preview
 must carry that difference away from the region with its margin.
 """
+import dataclasses
 import math
 
 import pytest
@@ -104,6 +105,51 @@ def test_the_preview_gets_closer_to_the_full_run_as_the_margin_grows(full_run):
     # The bound docs/preview.md states for these tests: 2 % of the latents' range once the margin reaches a
     # tile and a window's worth of frames (the stand-in's curve is in the same document).
     assert errors[8] <= 0.02 * float(full.abs().max()), errors
+
+
+class ContextVideoVAE(nn.Module):
+    """A CFW decoder stub with frame-wide context: nearest x8 upsampling of the latent, plus the LR features
+    (CFW), plus the mean of the whole latent it is given (as a GroupNorm or attention would see it)."""
+
+    num_frames = 3
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def encode(self, lr):
+        return None, lr
+
+    def decode(self, z, features, dec_w):
+        up = F.interpolate(z[:, :3], scale_factor=8, mode="nearest")
+        return (up + dec_w * 0.5 * features + 0.3 * z[:, :3].mean((0, 2, 3), keepdim=True)).tanh()
+
+
+def test_the_decoded_region_is_the_full_runs_when_its_surroundings_are():
+    """With the full run's latents inside and around the box, the preview's decoder (windows, canvas, colour
+    fix with whole-frame statistics, crop) gives exactly the full run's pixels in the box: nothing but the
+    sampled latents separates the two. A colour fix whose statistics came from the box alone would not."""
+    from mgld_vsr.pipeline.decoding.cfw import decode_video
+    from mgld_vsr.pipeline.preview import decode_region
+
+    frames, plan, motion, nets = _setup()
+    with torch.no_grad():
+        result = sample_video(frames, motion, plan, **nets, context=torch.zeros(1, 1, 1),
+                              options=dataclasses.replace(OPTIONS, steps=2))
+        vae = ContextVideoVAE()
+        full = decode_video(result, frames, vae, dec_w=1.0, colorfix="adain")
+        sampling = SamplingPlan.create(OPTIONS, N, plan.latent_size, motion.cuts)
+        box = (64, 32, 64, 48)  # output pixels (x, y, w, h): inside the frame, off its corner
+        extent = region_extent(sampling, (5, 8), (4, 8, 6, 8), 2, 1, vae.num_frames)
+        z = result.latents[extent.start:extent.stop]
+        ours = decode_region(z[(...,) + extent.area], extent, [5, 6, 7], frames, plan, result.cuts, vae, 1.0, "adain",
+                             box, surround=z)
+        box_only = decode_region(z[(...,) + extent.area], extent, [5, 6, 7], frames, plan, result.cuts, vae, 1.0,
+                                 "adain", box)
+    x, y, w, h = box
+    theirs = full[5:8, y:y + h, x:x + w]
+    assert float((ours - theirs).abs().max()) < 1e-5
+    assert float((box_only - theirs).abs().max()) > 1e-3  # the box alone cannot know the frame's statistics
 
 
 def test_restricted_steps_keep_the_full_plans_tiles_and_windows():
