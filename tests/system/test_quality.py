@@ -27,6 +27,22 @@ def test_seam_score_finds_a_line_and_not_noise():
     assert quality.seam_score(with_line.transpose(-1, -2), reference.transpose(-1, -2)) > 3.0
 
 
+def test_line_contrast_finds_a_line_but_not_a_plateau():
+    """A line one or two latent px wide stands out locally; a broad region deviating more (a frame-edge tile's
+    plateau) raises the frame-wide seam score but is no line."""
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(3, 4, 40, 40, generator=generator)
+    noisy = reference + 0.1 * torch.randn(reference.shape, generator=generator)
+    line, wide_line, plateau = noisy.clone(), noisy.clone(), noisy.clone()
+    line[..., :, 20] += 0.3
+    wide_line[..., 20:22, :] += 0.3  # two rows: the nearest neighbour is not part of the comparison
+    plateau[..., 24:, :] += 0.25 * torch.randn(plateau[..., 24:, :].shape, generator=generator).abs()
+    assert quality.line_contrast(noisy, reference) < 1.2
+    assert quality.line_contrast(line, reference) > 2.0
+    assert quality.line_contrast(wide_line, reference) > 2.0
+    assert quality.seam_score(plateau, reference) > 1.5 > 1.2 > quality.line_contrast(plateau, reference)
+
+
 def test_border_flicker_compares_border_pairs_with_the_rest():
     errors = torch.tensor([1.0, 1.0, 3.0, 1.0, float("nan"), 1.0])
     borders = [False, False, True, False, True, False]
