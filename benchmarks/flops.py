@@ -30,7 +30,7 @@ from mgld_vsr.pipeline.frames import LRPlan
 from mgld_vsr.pipeline.official import image_tiles
 from mgld_vsr.pipeline.decoding.cfw import DECODE_WINDOW_OVERLAP
 from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
-from mgld_vsr.pipeline.sampling.region import region_extent, restrict_plan
+from mgld_vsr.pipeline.sampling.region import decoder_windows, region_extent, restrict_plan
 from mgld_vsr.pipeline.sampling.tiling import blended_layout, fitted_origins
 from mgld_vsr.pipeline.sampling.windows import official_segments, plan_windows
 
@@ -154,6 +154,17 @@ def preview_work(nets: "Networks", plan: SamplingPlan, extent) -> float:
     return total
 
 
+def preview_decode_work(nets: "Networks", plan: SamplingPlan, shown: tuple[int, int]) -> float:
+    """CFW encode + decode work of one preview (one strength): every decoder window holding a shown frame,
+    decoded whole in the decoder node's fitted tiles (``preview.decode_region`` decodes the canvas of the whole
+    frame, so the decoder sees a whole tile and the colour fix whole-frame statistics)."""
+    h, w = plan.latent_size
+    (th, ys), (tw, xs) = fitted_origins(h, DECODE_TILE, defaults.DECODE_TILE_OVERLAP), fitted_origins(
+        w, DECODE_TILE, defaults.DECODE_TILE_OVERLAP)
+    windows = [win for win in decoder_windows(plan.num_frames, WINDOW, plan.cuts) if set(range(*shown)) & set(win.frames)]
+    return len(windows) * len(ys) * len(xs) * nets.cfw_window_tile(th, tw)
+
+
 def preview_case(nets: "Networks", steps: int) -> dict:
     """The preview's UNet work against the full run's for :data:`PREVIEW_CLIP` 1080p frames."""
     lr = LRPlan.create(1080 // 4, 1920 // 4, scale=4)
@@ -170,13 +181,16 @@ def preview_case(nets: "Networks", steps: int) -> dict:
         extent = region_extent(plan, (start, start + WINDOW), box, defaults.PREVIEW_MARGIN,
                                defaults.PREVIEW_FRAME_MARGIN, WINDOW)
         work = preview_work(nets, plan, extent)
+        decode = preview_decode_work(nets, plan, (start, start + WINDOW))
         row = {"start": start, "frames_sampled": extent.frames, "latent_box": list(extent.size),
-               "unet_tflop": work / 1e12, "share_of_full": work / full, "gpu_s_estimate": work / 1e12 / GPU_TFLOPS}
+               "unet_tflop": work / 1e12, "share_of_full": work / full, "gpu_s_estimate": work / 1e12 / GPU_TFLOPS,
+               "decode_tflop": decode / 1e12, "gpu_s_estimate_with_decode": (work + decode) / 1e12 / GPU_TFLOPS}
         out["cases"].append(row)
         print(f"  frames {start}..{start + WINDOW - 1}: samples {extent.frames} frames x {extent.size[0]}x{extent.size[1]} "
               f"latent: {work / 1e12:.1f} TFLOP per strength = 1/{full / work:.0f} of the full run "
               f"(target <= 1/20: {'PASS' if work <= full / 20 else 'FAIL'}); about {row['gpu_s_estimate']:.1f} s of "
-              f"UNet at {GPU_TFLOPS:g} TFLOP/s (full run {full / 1e12 / GPU_TFLOPS:.0f} s)")
+              f"UNet at {GPU_TFLOPS:g} TFLOP/s (full run {full / 1e12 / GPU_TFLOPS:.0f} s); decoding its windows' whole "
+              f"frames {decode / 1e12:.1f} TFLOP more, {row['gpu_s_estimate_with_decode']:.1f} s in all")
     return out
 
 

@@ -71,3 +71,19 @@ def test_official_canvas_tiles_of_the_documented_cases():
     assert flops.latent_tiles(136, 244) == (64, 64, 28)
     assert flops.latent_tiles(272, 484) == (64, 64, 120)
     assert flops.latent_tiles(120, 120) == (64, 64, 9)  # inside one of the script's 960-px image tiles
+
+
+def test_preview_decode_work_is_the_shown_frames_decoder_windows_decoded_whole():
+    """The preview decodes every decoder window holding a shown frame, whole, in the decoder node's fitted tiles:
+    priced by decoded latent area, that is the windows' frames times (at least) the whole latent."""
+
+    class AreaPricedDecoder:
+        def cfw_window_tile(self, th: int, tw: int) -> int:
+            return th * tw * 5  # a 5-frame window tile
+
+    h, w = 135, 240  # the 1080p latent
+    plan = flops.default_plan(h, w, 4, 20)
+    one = flops.preview_decode_work(AreaPricedDecoder(), plan, (10, 15))  # exactly the window 10..14
+    two = flops.preview_decode_work(AreaPricedDecoder(), plan, (8, 13))  # straddles windows 5..9 and 10..14
+    assert one >= 5 * h * w and one < 5 * h * w * 1.5  # whole frames, plus the decode tiles' overlaps
+    assert two == 2 * one
