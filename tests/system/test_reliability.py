@@ -22,25 +22,20 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
+from runner_cli import BASIC, FAST, assert_one_line_error, run, save_only
 from mgld_vsr.runner import graph as headless
 from mgld_vsr.models import loader
 from mgld_vsr.pipeline import video_io
 
-sys.path.insert(0, str(REPO_ROOT))
-import run_workflow  # noqa: E402
-
-sys.path.remove(str(REPO_ROOT))
-
 NODES = mgld_vsr.NODE_CLASS_MAPPINGS
-BASIC = REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"
-FAST = 5.0  # seconds: the bound for everything refused before work (checked loosely: the machine may be loaded)
 
 
 # --------------------------------------------------------------------------------------------------
 # Fixtures and helpers
 
 
-# `noise_clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
+# `noise_clip` and `home` come from tests/system/conftest.py; `run`, `save_only` and
+# `assert_one_line_error` from tests/runner_cli.py (shared with the other reliability tests).
 
 
 @pytest.fixture
@@ -57,25 +52,6 @@ def loads(monkeypatch):
     return opened
 
 
-def run(capsys, *argv):
-    """``run_workflow.main`` in this process: (exit status, stderr, seconds)."""
-    capsys.readouterr()
-    start = time.perf_counter()
-    code = run_workflow.main([str(a) for a in argv])
-    seconds = time.perf_counter() - start
-    return code, capsys.readouterr().err, seconds
-
-
-def assert_one_line_error(stderr: str, *needles: str) -> str:
-    """Exactly one ``error:`` line, no traceback, and it says what the case must say."""
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-    return errors[0]
-
-
 def ui(tmp_path, edit=None, name="workflow.json") -> pathlib.Path:
     """The basic workflow (UI format), edited, written to a file."""
     workflow = json.loads(BASIC.read_text())
@@ -88,17 +64,6 @@ def ui(tmp_path, edit=None, name="workflow.json") -> pathlib.Path:
 
 def node_of(workflow, kind):
     return next(n for n in workflow["nodes"] if n["type"] == kind)
-
-
-def save_only(tmp_path, video, codec="h264", pixel_format="auto", prefix="MGLD/out", frames=0) -> pathlib.Path:
-    """API-format graph: MGLD Load LR Video -> MGLD Save Video (no models: runs in a second)."""
-    api = {"1": {"class_type": "MGLDLoadVideo", "inputs": {"video": str(video), "start_frame": 0, "frame_count": frames,
-                                                            "every_nth": 1, "force_fps": 0.0}},
-           "2": {"class_type": "MGLDSaveVideo", "inputs": {"frames": ["1", 0], "fps": ["1", 1], "filename_prefix": prefix,
-                                                            "codec": codec, "crf": 19, "pixel_format": pixel_format}}}
-    path = tmp_path / "save_only.json"
-    path.write_text(json.dumps(api))
-    return path
 
 
 def no_partial_files(folder) -> list:

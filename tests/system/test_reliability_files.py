@@ -29,17 +29,11 @@ import torch
 
 import mgld_vsr
 from golden_lib import REPO_ROOT
+from runner_cli import BASIC, FAST, assert_one_line_error, run, save_only
 from mgld_vsr.models import loader
 from mgld_vsr.pipeline import video_io
 from mgld_vsr.runner import preflight
 
-sys.path.insert(0, str(REPO_ROOT))
-import run_workflow  # noqa: E402
-
-sys.path.remove(str(REPO_ROOT))
-
-BASIC = REPO_ROOT / "example_workflows" / "mgld_vsr_basic.json"
-FAST = 5.0  # seconds: the bound for a case refused before work (loose: the machine may be loaded)
 WEIGHT_SUFFIXES = (".ckpt", ".pth", ".safetensors", ".pt", ".bin")
 
 
@@ -47,7 +41,8 @@ WEIGHT_SUFFIXES = (".ckpt", ".pth", ".safetensors", ".pt", ".bin")
 # Fixtures and helpers
 
 
-# `noise_clip` and `home` come from tests/system/conftest.py (shared with the other reliability tests).
+# `noise_clip` and `home` come from tests/system/conftest.py; `run`, `save_only` and
+# `assert_one_line_error` from tests/runner_cli.py (shared with the other reliability tests).
 
 
 _WATCH: list = []  # the list the audit hook appends opened weight files to, while a test watches
@@ -80,34 +75,6 @@ def loads(monkeypatch):
     _WATCH.remove(opened)
 
 
-def run(capsys, *argv):
-    """``run_workflow.main`` in this process: (exit status, stderr, seconds)."""
-    capsys.readouterr()
-    start = time.perf_counter()
-    code = run_workflow.main([str(a) for a in argv])
-    return code, capsys.readouterr().err, time.perf_counter() - start
-
-
-def one_line_error(stderr: str, *needles: str) -> str:
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-    return errors[0]
-
-
-def save_only(tmp_path, video, frames=0, prefix="MGLD/out", name="save_only.json") -> pathlib.Path:
-    """API-format graph: MGLD Load LR Video -> MGLD Save Video (no models: runs in a second)."""
-    api = {"1": {"class_type": "MGLDLoadVideo", "inputs": {"video": str(video), "start_frame": 0, "frame_count": frames,
-                                                            "every_nth": 1, "force_fps": 0.0}},
-           "2": {"class_type": "MGLDSaveVideo", "inputs": {"frames": ["1", 0], "fps": ["1", 1], "filename_prefix": prefix,
-                                                            "codec": "h264", "crf": 19, "pixel_format": "auto"}}}
-    path = tmp_path / name
-    path.write_text(json.dumps(api))
-    return path
-
-
 def ignores_case(folder: pathlib.Path) -> bool:
     """Whether the file system of ``folder`` ignores case, found by probing it (not assumed from the OS)."""
     probe = folder / ".Case-Probe"
@@ -130,7 +97,7 @@ def test_output_equal_to_the_input_is_refused_before_any_model_loads(tmp_path, c
     monkeypatch.chdir(tmp_path)
     code, err, seconds = run(capsys, BASIC, "--input", "clip.mp4", "--output", "clip.mp4")
     assert code == 1
-    one_line_error(err, "--output clip.mp4 is the file node 4 (MGLD Load LR Video) reads", "choose another")
+    assert_one_line_error(err, "--output clip.mp4 is the file node 4 (MGLD Load LR Video) reads", "choose another")
     assert source.read_bytes() == original
     assert loads == [] and seconds < FAST
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]  # no partial file either
@@ -155,7 +122,7 @@ def test_every_spelling_of_the_input_is_the_input(tmp_path, capsys, home, noise_
         for extra in ([], ["--overwrite"]):
             code, err, _ = run(capsys, BASIC, "--input", given, "--output", output, *extra)
             assert code == 1, (given, output, err)
-            one_line_error(err, "reads: writing there would destroy the input")
+            assert_one_line_error(err, "reads: writing there would destroy the input")
     assert source.read_bytes() == original
     assert loads == []
 
@@ -167,7 +134,7 @@ def test_a_case_variant_of_the_input_on_a_file_system_that_ignores_case(tmp_path
     shutil.copy(noise_clip, tmp_path / "clip.mp4")
     code, err, _ = run(capsys, BASIC, "--input", tmp_path / "clip.mp4", "--output", tmp_path / "CLIP.MP4", "--overwrite")
     assert code == 1
-    one_line_error(err, "would destroy the input")
+    assert_one_line_error(err, "would destroy the input")
     assert loads == []
 
 
@@ -184,7 +151,7 @@ def test_an_image_folder_read_by_the_workflow_is_not_an_output(tmp_path, capsys,
         for codec in ("h264", "png"):
             code, err, _ = run(capsys, BASIC, "--input", folder, "--output", output, "--set", f"MGLDSaveVideo.codec={codec}")
             assert code == 1, (output, codec, err)
-            one_line_error(err, "is the folder node 4 (MGLD Load LR Video) reads")
+            assert_one_line_error(err, "is the folder node 4 (MGLD Load LR Video) reads")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert loads == []
 
@@ -203,7 +170,7 @@ def test_running_twice_to_the_same_output_keeps_the_first_file(tmp_path, capsys,
     shorter = save_only(tmp_path, noise_clip, frames=2, name="shorter.json")
     code, err, seconds = run(capsys, shorter, "--output", target)
     assert code == 1
-    one_line_error(err, str(target), "exists", "--overwrite")
+    assert_one_line_error(err, str(target), "exists", "--overwrite")
     assert target.read_bytes() == first and seconds < FAST
     code, err, _ = run(capsys, shorter, "--output", target, "--overwrite")
     assert code == 0, err
@@ -217,7 +184,7 @@ def test_the_basic_workflow_twice_to_the_same_output_is_refused_before_any_model
     target.write_bytes(b"the first run's result")
     code, err, seconds = run(capsys, BASIC, "--input", noise_clip, "--output", target)
     assert code == 1
-    one_line_error(err, f"{target} exists; add --overwrite")
+    assert_one_line_error(err, f"{target} exists; add --overwrite")
     assert target.read_bytes() == b"the first run's result"
     assert loads == [] and seconds < FAST
 
@@ -238,7 +205,7 @@ def test_with_overwrite_a_failure_keeps_the_old_file(tmp_path, capsys, home, noi
     monkeypatch.setattr(writer, "_to_av_frame", failing)
     code, err, _ = run(capsys, save_only(tmp_path, noise_clip), "--output", target, "--overwrite")
     assert code == 1 and len(calls) == 3
-    one_line_error(err, "Input/output error")
+    assert_one_line_error(err, "Input/output error")
     assert target.read_bytes() == b"the old result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.mp4", "save_only.json"]
 
@@ -339,7 +306,7 @@ def test_late_cases_are_refused_before_any_model_loads(case, tmp_path, capsys, h
     argv = make(tmp_path, noise_clip)
     code, err, seconds = run(capsys, BASIC, *(["--input", noise_clip] if "--input" not in argv else []), *argv)
     assert code == 1
-    one_line_error(err, message)
+    assert_one_line_error(err, message)
     assert loads == [], "a weight file was opened before the refusal"
     assert seconds < FAST
 
@@ -366,7 +333,7 @@ def test_two_nodes_sharing_one_id_are_refused(tmp_path, capsys, home, noise_clip
                           (twice, f"two links with the id {links['links'][0][0]}")):
         code, err, seconds = run(capsys, path, "--input", noise_clip)
         assert code == 1, path
-        one_line_error(err, message)
+        assert_one_line_error(err, message)
         assert seconds < FAST
     assert loads == []
 
@@ -449,7 +416,7 @@ def test_hostile_workflows_are_run_or_refused_in_bounded_time_and_memory(case, t
     assert result["checks"] < 10, result
     assert result["peak_mb"] < 1024, result
     if message:
-        one_line_error(out.stderr, message)
+        assert_one_line_error(out.stderr, message)
     else:
         assert "Traceback" not in out.stderr and "error:" not in out.stderr, out.stderr
 
@@ -467,7 +434,7 @@ def test_the_limits_are_far_above_the_shipped_workflows_and_refused_by_name(tmp_
     too_many.write_text(json.dumps(_wide(noise_clip, preflight.MAX_NODES + 1)))
     code, err, seconds = run(capsys, too_many)
     assert code == 1
-    one_line_error(err, f"{preflight.MAX_NODES + 1} nodes, more than the {preflight.MAX_NODES}")
+    assert_one_line_error(err, f"{preflight.MAX_NODES + 1} nodes, more than the {preflight.MAX_NODES}")
     assert seconds < 10
 
 
@@ -512,7 +479,7 @@ def test_a_workflow_without_an_output_node_says_so(edit, output, tmp_path, capsy
     extra = ["--output", tmp_path / "x.mp4"] if output else []
     code, err, _ = run(capsys, path, *(["--input", noise_clip] if edit is not _all_muted else []), *extra)
     assert code == 1
-    one_line_error(err, "no output node")
+    assert_one_line_error(err, "no output node")
     assert loads == []
 
 
