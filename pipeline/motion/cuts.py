@@ -215,17 +215,17 @@ class Shots:
         return self.scores.detector if self.scores is not None else "none"
 
     def blocked_pairs(self) -> torch.Tensor:
-        out = torch.zeros(self.pairs, dtype=torch.bool)
-        for b in self.boundaries:
-            for p in b.blocked(self.pairs):
-                out[p] = True
-        return out
+        """``[N-1]`` bool: the frame pairs no guidance may join (across a cut, into or inside a transition)."""
+        return self._pair_mask(Boundary.blocked)
 
     def window_cuts(self) -> torch.Tensor:
+        """``[N-1]`` bool: the pairs between which temporal windows restart."""
+        return self._pair_mask(Boundary.splits)
+
+    def _pair_mask(self, pairs_of) -> torch.Tensor:
         out = torch.zeros(self.pairs, dtype=torch.bool)
         for b in self.boundaries:
-            for p in b.splits(self.pairs):
-                out[p] = True
+            out[list(pairs_of(b, self.pairs))] = True
         return out
 
     def pair_kinds(self) -> list[str]:
