@@ -158,11 +158,8 @@ def preview_decode_work(nets: "Networks", plan: SamplingPlan, shown: tuple[int, 
     """CFW encode + decode work of one preview (one strength): every decoder window holding a shown frame,
     decoded whole in the decoder node's fitted tiles (``preview.decode_region`` decodes the canvas of the whole
     frame, so the decoder sees a whole tile and the colour fix whole-frame statistics)."""
-    h, w = plan.latent_size
-    (th, ys), (tw, xs) = fitted_origins(h, DECODE_TILE, defaults.DECODE_TILE_OVERLAP), fitted_origins(
-        w, DECODE_TILE, defaults.DECODE_TILE_OVERLAP)
     windows = [win for win in decoder_windows(plan.num_frames, WINDOW, plan.cuts) if set(range(*shown)) & set(win.frames)]
-    return len(windows) * len(ys) * len(xs) * nets.cfw_window_tile(th, tw)
+    return len(windows) * decode_window_work(nets, *plan.latent_size)
 
 
 def preview_case(nets: "Networks", steps: int) -> dict:
@@ -228,11 +225,15 @@ def vae_as_run(nets: "Networks", plan, mode: str, frames: int = CLIP) -> float:
         per_tile = nets.first_stage_frames(WINDOW, ih, iw) + nets.cfw_window_tile(ih // 8, iw // 8)
         return segments * len(origins) * per_tile / frames
     # default: whole frames through the first stage once; the decoder's windows and fitted tiles
-    h, w = plan.latent_size
+    windows = plan_windows(frames, WINDOW, DECODE_WINDOW_OVERLAP)
+    return nets.first_stage_frames(1, hp, wp) + len(windows) * decode_window_work(nets, *plan.latent_size) / frames
+
+
+def decode_window_work(nets: "Networks", h: int, w: int) -> int:
+    """One decoder window of an h x w latent, whole, in the decoder node's fitted tiles (``decode_window``)."""
     (th, ys), (tw, xs) = fitted_origins(h, DECODE_TILE, defaults.DECODE_TILE_OVERLAP), fitted_origins(
         w, DECODE_TILE, defaults.DECODE_TILE_OVERLAP)
-    windows = plan_windows(frames, WINDOW, DECODE_WINDOW_OVERLAP)
-    return (nets.first_stage_frames(1, hp, wp) + len(windows) * len(ys) * len(xs) * nets.cfw_window_tile(th, tw) / frames)
+    return len(ys) * len(xs) * nets.cfw_window_tile(th, tw)
 
 
 def tflop(x: float) -> str:
