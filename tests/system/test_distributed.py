@@ -100,9 +100,17 @@ class DiesInSecondStep(torch.nn.Module):
         super().__init__()
         self.unet, self.marker = unet, marker
 
+    def _first_to_arrive(self) -> bool:
+        """Creating the marker is atomic (O_EXCL): both workers reach the second step at about the same time,
+        and a check-then-create let both of them die (CI saw two restarted workers)."""
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
     def forward(self, x, t, *args, **kwargs):
-        if int(t.max()) < 900 and not os.path.exists(self.marker):  # 2 steps: t = 999, then 499
-            open(self.marker, "w").close()
+        if int(t.max()) < 900 and self._first_to_arrive():  # 2 steps: t = 999, then 499
             os.kill(os.getpid(), signal.SIGKILL)
         return self.unet(x, t, *args, **kwargs)
 
