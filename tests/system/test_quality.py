@@ -74,6 +74,57 @@ def test_variant_changes_the_named_sampling_options():
         quality.variant(base, "START_FRACTON=0")
 
 
+def test_seam_sources_untiles_only_the_named_phases_and_puts_the_plan_back():
+    """benchmarks/seam_sources.py: the named phases see the untiled reference's own layout, every other step is
+    planned as today, and the plan's rules are restored afterwards (even after an error)."""
+    import seam_sources
+    from mgld_vsr.pipeline.sampling.plan import SamplingPlan
+
+    setting = quality.Setting(frames=6, steps=13, lr_size=(128, 176))
+    latent = (64, 88)  # 2 x 2.75 native tiles
+    options = quality.mode_options(setting, latent)
+
+    def layouts(name):
+        return [step.tiles for step in SamplingPlan.create(options[name], 6, latent).steps]
+
+    today = layouts("default")
+    whole = ((0, 0, 64, 88),)  # one tile, the whole latent
+    assert layouts("untiled")[0].tiles == whole
+    with seam_sources.untiled_phases(("finishing",)):
+        finishing_untiled = layouts("default")
+        grid = layouts("fixed_grid")  # other modes are not the study's
+    assert [layout.tiles == whole for layout in finishing_untiled] == [False] * 11 + [True] * 2  # 2 of 13 finish
+    assert finishing_untiled[:11] == today[:11]
+    assert grid == layouts("fixed_grid")
+    with seam_sources.untiled_phases(("shifted",)):
+        shifted_untiled = layouts("default")
+    assert [layout.tiles == whole for layout in shifted_untiled] == [False] + [True] * 10 + [False] * 2
+    assert shifted_untiled[0] == today[0] and shifted_untiled[11:] == today[11:]
+    with pytest.raises(ValueError, match="unknown phase"):
+        with seam_sources.untiled_phases(("middle",)):
+            pass
+    with pytest.raises(RuntimeError):
+        with seam_sources.untiled_phases(seam_sources.PHASES):
+            raise RuntimeError("a run that fails")
+    assert layouts("default") == today
+
+
+def test_seam_sources_noise_control_mixes_in_other_noise_of_the_same_variance():
+    import seam_sources
+    from mgld_vsr.pipeline.sampling import loop
+    from mgld_vsr.pipeline.sampling.schedule import respaced_schedule
+
+    schedule = respaced_schedule(13)
+    x0, noise = torch.zeros(1, 4, 64, 64), torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    plain = loop.q_sample_respace(schedule, x0, noise)
+    with seam_sources.mixed_start_noise(0.3):
+        mixed = loop.q_sample_respace(schedule, x0, noise)
+    assert torch.equal(loop.q_sample_respace(schedule, x0, noise), plain)  # put back
+    assert mixed.std() == pytest.approx(plain.std(), rel=0.03)
+    correlation = float(torch.corrcoef(torch.stack([mixed.flatten(), plain.flatten()]))[0, 1])
+    assert correlation == pytest.approx((1 - 0.3 ** 2) ** 0.5, abs=0.01)
+
+
 def test_edge_deviation_finds_deviation_at_the_last_steps_tile_edges():
     from mgld_vsr.pipeline.sampling.plan import SamplingOptions, SamplingPlan
 
