@@ -374,6 +374,15 @@ class WholeLatentOptions(SamplingOptions):
         SamplingOptions(**{**fields, "tile": side, "tile_overlap": min(self.tile_overlap, side - 8)}).validate(latent_size)
 
 
+#: Overlap of the untiled reference's two tiles along a latent side that is not a multiple of 8.
+WHOLE_LATENT_OVERLAP = 8
+
+
+def whole_latent_tile(latent: tuple[int, int]) -> int:
+    """The untiled reference's tile: the longer latent side in whole 8-px units (fitted to each side)."""
+    return max(latent) - max(latent) % 8
+
+
 def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
                  window: int | None = None) -> dict[str, SamplingOptions | None]:
     """Options of each mode: the pack's defaults except the tile (the stand-in's native one, not the real 64);
@@ -381,9 +390,8 @@ def mode_options(setting: Setting, latent: tuple[int, int], tile: int = TILE,
     base = dataclasses.replace(SamplingOptions(), steps=setting.steps, strength=STRENGTH, seed=SEED)
     if window is not None:
         base = dataclasses.replace(base, window=window)
-    whole = max(latent) - max(latent) % 8
-    untiled = WholeLatentOptions(**{**dataclasses.asdict(base), "tile": whole, "tile_overlap": 8,
-                                    "window": setting.frames, "window_overlap": 1})
+    untiled = WholeLatentOptions(**{**dataclasses.asdict(base), "tile": whole_latent_tile(latent),
+                                    "tile_overlap": WHOLE_LATENT_OVERLAP, "window": setting.frames, "window_overlap": 1})
     return {
         "untiled": untiled,
         "default": dataclasses.replace(base, tile=tile),

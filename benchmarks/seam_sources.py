@@ -54,8 +54,7 @@ def phase(step: int, total: int, options) -> str:
 def whole_latent_layout(latent_size: tuple[int, int]):
     """The untiled reference's layout (``quality.mode_options``): one tile fitted to each side, two overlapping
     ones along a side that is not a multiple of 8."""
-    whole = max(latent_size) - max(latent_size) % 8
-    return blended_layout(*latent_size, whole, 8)
+    return blended_layout(*latent_size, quality.whole_latent_tile(latent_size), quality.WHOLE_LATENT_OVERLAP)
 
 
 @contextlib.contextmanager
